@@ -1,0 +1,80 @@
+"""Safe image loading in one place.
+
+Untrusted images: refuse decompression bombs before decoding, honour EXIF
+orientation, decode JPEGs at reduced size (draft mode) when a smaller target is
+asked for, always return RGB.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cohorts.errors import BsxError
+
+# 100 megapixels: far above any dermoscope (ISIC's largest are ~30 MP) and
+# well below what would exhaust memory when decoded.
+MAX_PIXELS = 100_000_000
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+
+class ImageLoadError(BsxError):
+    """The image cannot be used; the case is recorded as an error, the run goes on."""
+
+
+def _open(path: Path, max_pixels: int) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError("image file not found", path=path, fix="check image_path and the cohort folder")
+    if path.stat().st_size == 0:
+        raise ImageLoadError("image file is empty (0 bytes)", path=path, fix="re-export or remove this case")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"not a readable image ({exc.__class__.__name__})", path=path,
+                             fix="replace the file with a JPEG or PNG") from None
+    except OSError as exc:
+        raise ImageLoadError(f"cannot open image ({exc})", path=path, fix="replace the file") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise ImageLoadError(
+            f"image is {width}x{height} = {width * height:,} pixels, over the {max_pixels:,} pixel limit",
+            path=path, fix="downscale the image or raise the limit (--max-pixels)")
+    return image
+
+
+def load_rgb(path: str | Path, size: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode an image as RGB, EXIF-rotated; with `size`, JPEGs decode at >= size via draft mode."""
+    image = _open(Path(path), max_pixels)
+    try:
+        if size and image.format == "JPEG":
+            image.draft("RGB", (size, size))
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            # 16-bit greyscale: scale to 8 bits instead of clipping to white.
+            image = image.point(lambda v: v / 256).convert("L")
+        if image.mode in ("RGBA", "LA", "P"):
+            image = image.convert("RGBA")
+            background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(background, image)
+        rgb = image.convert("RGB")
+        rgb.load()
+        return rgb
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(f"image is truncated or corrupt ({exc})", path=Path(path),
+                             fix="re-export the image or remove this case") from None
+    finally:
+        image.close()
+
+
+def check_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> str | None:
+    """Return None when the image decodes to RGB, else a one-line reason."""
+    try:
+        load_rgb(path, size=64, max_pixels=max_pixels)
+    except ImageLoadError as exc:
+        return exc.message
+    return None

@@ -1,0 +1,4 @@
+"""Engine: models, training, inference and every analysis; writes run folders.
+
+Never imports textual or reportlab.
+"""

@@ -1,0 +1,1 @@
+"""PDF reports built from a run folder (reportlab). Never imports textual."""

@@ -1,0 +1,1 @@
+"""Terminal front ends: `bsx` (headless batch CLI) and the Textual workstation."""
