@@ -56,3 +56,45 @@ def problem_table(problems: list, n_cases: int, layout: str, limit: int = 200) -
 
 def _short(path: str) -> str:
     return path.rsplit("/", 1)[-1]
+
+
+def _fmt_estimate(estimate: dict | None) -> str:
+    if not estimate or estimate.get("value") is None:
+        return (estimate or {}).get("note", "not estimable")
+    ci = estimate.get("ci")
+    return f"{estimate['value']:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+
+
+def run_summary_table(folder) -> Table:
+    """The end-of-run summary: headline metrics with CIs, errors, referral, integrity."""
+    run = folder.run_info()
+    metrics = folder.read_json("metrics")
+    table = Table(title=f"Run {safe(run.get('name'))}: {run['cohort']['n_cases']:,} cases", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    overall = metrics.get("overall", {})
+    for key in ("auc", "sensitivity", "specificity", "ppv", "npv", "balanced_accuracy", "brier", "ece"):
+        if key in overall:
+            table.add_row(key, safe(_fmt_estimate(overall[key])))
+    counts = run.get("counts", {})
+    table.add_row("case errors", f"{counts.get('errors', 0):,}")
+    referral = run.get("referral", {})
+    table.add_row("referred", f"{referral.get('flagged', 0):,} (rate {referral.get('rate')}, "
+                              f"{safe(referral.get('score'))} > {referral.get('threshold', float('nan')):.3f})")
+    if folder.has("integrity"):
+        integrity = folder.read_json("integrity")
+        colour = {"High": "green", "Stable": "yellow"}.get(integrity.get("band"), "red")
+        table.add_row("integrity", f"[{colour}]{integrity.get('score')} ({safe(integrity.get('band'))})[/]")
+    table.add_row("folder", safe(folder.path))
+    return table
+
+
+def runs_table(runs: list[dict], folder) -> Table:
+    table = Table(title=f"Runs in {safe(folder)}", caption=None if runs else "no runs found")
+    for column in ("name", "status", "started", "cases", "AUC", "integrity", "cohort"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        auc = f"{run['auc']:.3f}" if isinstance(run.get("auc"), (int, float)) else "-"
+        table.add_row(safe(run.get("name")), safe(run.get("status")), safe((run.get("started") or "")[:19]),
+                      str(run.get("cases") or "-"), auc, str(run.get("integrity") or "-"), safe(run.get("cohort") or ""))
+    return table
