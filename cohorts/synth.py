@@ -127,9 +127,9 @@ def _lesion_mask(size: int, rng: np.random.Generator, severity: float) -> tuple[
     dx, dy = xx - cx, yy - cy
     theta = np.arctan2(dy, dx)
     dist = np.hypot(dx, dy)
-    radius = size * np.clip(0.17 + 0.07 * severity + rng.normal(0, 0.025), 0.08, 0.42)
-    asym = np.clip(0.04 + 0.16 * severity + rng.normal(0, 0.04), 0, 0.45)
-    border = np.clip(0.02 + 0.07 * severity + rng.normal(0, 0.015), 0, 0.2)
+    radius = size * np.clip(0.14 + 0.14 * severity + rng.normal(0, 0.02), 0.08, 0.42)
+    asym = np.clip(0.02 + 0.25 * severity + rng.normal(0, 0.04), 0, 0.45)
+    border = np.clip(0.01 + 0.09 * severity + rng.normal(0, 0.012), 0, 0.2)
     r = 1 + asym * np.cos(theta - rng.uniform(0, 2 * np.pi))
     for harmonic in (3, 5, 7, 11):
         r += border * rng.uniform(0.4, 1.0) * np.cos(harmonic * theta + rng.uniform(0, 2 * np.pi))
@@ -139,12 +139,13 @@ def _lesion_mask(size: int, rng: np.random.Generator, severity: float) -> tuple[
 
 
 def _lesion_colour(size: int, rng: np.random.Generator, severity: float, mask: np.ndarray,
-                   xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-    """Brown base; severity adds variegation blobs (black, blue-grey, red, light brown)."""
-    base = np.array([120, 78, 52], dtype=np.float32) * rng.uniform(0.85, 1.1)
+                   xx: np.ndarray, yy: np.ndarray, skin_type: str) -> np.ndarray:
+    """Brown, darker than the surrounding skin; severity adds variegation blobs (black, blue-grey, red, tan)."""
+    tone = np.array(SKIN_RGB[skin_type], dtype=np.float32)
+    base = (tone * 0.5 + np.array([30, 12, 0], dtype=np.float32)) * rng.uniform(0.85, 1.05)
     colour = np.broadcast_to(base, (size, size, 3)).copy()
     palette = np.array([[35, 25, 22], [95, 105, 130], [165, 70, 70], [175, 125, 90]], dtype=np.float32)
-    n_blobs = int(np.clip(round(0.5 + 3.5 * severity + rng.normal(0, 0.8)), 0, 6))
+    n_blobs = int(np.clip(round(5 * severity - 0.5 + rng.normal(0, 0.6)), 0, 6))
     inside = np.argwhere(mask > 0.6)
     for _ in range(n_blobs if len(inside) else 0):
         y0, x0 = inside[rng.integers(len(inside))]
@@ -175,7 +176,7 @@ def _apply_camera(pixels: np.ndarray, camera: Camera, size: int) -> Image.Image:
 def draw_lesion(rng: np.random.Generator, severity: float, skin_type: str, camera: Camera,
                 size: int) -> Image.Image:
     mask, xx, yy = _lesion_mask(size, rng, severity)
-    colour = _lesion_colour(size, rng, severity, mask, xx, yy)
+    colour = _lesion_colour(size, rng, severity, mask, xx, yy, skin_type)
     pixels = _skin(size, rng, skin_type) * (1 - mask[..., None]) + colour * mask[..., None]
     return _apply_camera(pixels, camera, size)
 
@@ -194,7 +195,7 @@ def generate(spec: SynthSpec) -> Iterator[SynthCase]:
         patient = patients[index % len(patients)] if index < len(patients) else patients[rng.integers(len(patients))]
         malignant = int(rng.random() < spec.prevalence)
         # Latent severity: overlapping classes, so the task is learnable but not trivial.
-        severity = float(np.clip(0.25 + 0.5 * malignant + rng.normal(0, 0.2), 0, 1.2))
+        severity = float(np.clip(0.2 + 0.6 * malignant + rng.normal(0, 0.17), 0, 1.2))
         age_base = patient["age_base"] + (12 if malignant else 0)
         age = float(np.clip(round(age_base + rng.normal(0, 4)), 18, 95))
         diagnosis = _choice(rng, MALIGNANT_DX if malignant else BENIGN_DX)

@@ -32,6 +32,11 @@ def subgroups(folder: RunFolder, metrics: dict, config) -> None:
     from engine.heterogeneity import site_heterogeneity
 
     predictions = _binary_view(folder.predictions(), metrics)
+    if predictions.loc[predictions["error"].isna(), "truth"].isna().all():
+        note = "not estimable: the cohort has no labels (prediction-only run)"
+        metrics["fairness"] = {"status": "not estimable", "note": note}
+        metrics["heterogeneity"] = {"status": "not estimable", "note": note}
+        return
     table = subgroup_table(predictions, attributes=config.attributes, threshold=config.threshold,
                            n_boot=config.n_boot, seed=config.seed)
     folder.write_fairness(table)
@@ -128,10 +133,22 @@ def recalibrate(folder: RunFolder, checkpoint, config, integrity: dict, force: b
     return report
 
 
+def record_integrity(folder: RunFolder, sidecar: dict | None) -> dict[str, Any]:
+    """Hash the artifacts into run.json, then score the run against those hashes."""
+    from engine.integrity import compute_integrity
+    from engine.validate import artifact_hashes
+
+    run = folder.run_info()
+    run["artifacts"] = artifact_hashes(folder)
+    folder.write_json("run", run)
+    integrity = compute_integrity(folder, sidecar)
+    folder.write_json("integrity", integrity)
+    return integrity
+
+
 def run_analyses(folder: RunFolder, *, checkpoint, config, say: Callable[[str], None] | None = None,
                  force: bool = False) -> dict[str, Any]:
     from engine.explain import explain_flagged
-    from engine.integrity import compute_integrity
 
     say = say or (lambda message: None)
     run = folder.run_info()
@@ -143,14 +160,14 @@ def run_analyses(folder: RunFolder, *, checkpoint, config, say: Callable[[str], 
     say("drift")
     folder.write_json("drift", drift(folder, config, run))
     say("integrity")
-    integrity = compute_integrity(folder, checkpoint.sidecar)
-    folder.write_json("integrity", integrity)
+    integrity = record_integrity(folder, checkpoint.sidecar)
     if config.calibration:
         say("recalibration")
         temperature = recalibrate(folder, checkpoint, config, integrity, force)
         calibrated = performance(folder, run, config, temperature)
         metrics["calibration"] = calibrated.get("calibration", temperature)
         folder.write_json("metrics", metrics)
+        integrity = record_integrity(folder, checkpoint.sidecar)
     if config.gradcam:
         say("Grad-CAM for flagged cases")
         explain_flagged(folder, checkpoint, limit=config.max_gradcam)

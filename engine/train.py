@@ -225,10 +225,10 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             self.scheduler.step()
-            total += float(loss) * int(keep.sum())
+            total += loss.item() * int(keep.sum())
             seen += int(keep.sum())
             rate = seen / max(time.perf_counter() - started, 1e-9)
-            self.emit({"event": "step", "epoch": epoch, "step": step, "steps": steps, "loss": float(loss),
+            self.emit({"event": "step", "epoch": epoch, "step": step, "steps": steps, "loss": loss.item(),
                        "images_per_s": rate})
             if self.should_stop():
                 raise KeyboardInterrupt

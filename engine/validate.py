@@ -298,6 +298,7 @@ def run_validation(config: ValidateConfig, progress: Progress | None = None,
 
     run_analyses(folder, checkpoint=checkpoint, config=config, say=say)
     shutil.rmtree(folder.path / PARTIAL, ignore_errors=True)
+    run_info = folder.run_info()
     run_info["status"] = "complete"
     run_info["finished"] = utc_now()
     run_info["artifacts"] = artifact_hashes(folder)

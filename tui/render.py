@@ -80,7 +80,7 @@ def run_summary_table(folder) -> Table:
     table.add_row("case errors", f"{counts.get('errors', 0):,}")
     referral = run.get("referral", {})
     table.add_row("referred", f"{referral.get('flagged', 0):,} (rate {referral.get('rate')}, "
-                              f"{safe(referral.get('score'))} > {referral.get('threshold', float('nan')):.3f})")
+                              f"{safe(referral.get('score'))} ≥ {referral.get('threshold', float('nan')):.3f})")
     if folder.has("integrity"):
         integrity = folder.read_json("integrity")
         colour = {"High": "green", "Stable": "yellow"}.get(integrity.get("band"), "red")
