@@ -29,7 +29,7 @@ tmux:
 
 test: $(STAMP) tmux
 	$(BIN)/python -m pytest -p no:cacheprovider
-	$(BIN)/lint-imports
+
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
@@ -41,7 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 lint: $(STAMP)
-	$(BIN)/lint-imports
+
 
 clean-demo:
 	rm -rf $(DEMO)

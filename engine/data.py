@@ -76,8 +76,8 @@ def default_workers() -> int:
 
 
 def make_loader(dataset: CaseDataset, batch_size: int, workers: int, shuffle: bool = False,
-                generator: torch.Generator | None = None) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                generator: torch.Generator | None = None, drop_last: bool = False) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, drop_last=drop_last,
                       generator=generator, persistent_workers=False,
                       worker_init_fn=_seed_worker if workers else None,
                       multiprocessing_context="fork" if workers and os.name == "posix" else None)

@@ -151,7 +151,7 @@ class Trainer:
         self.model = FusionModel(self.model_config, weights).to(memory_format=torch.channels_last)
         self.prep = Preprocessing(image_size=config.image_size)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        steps = math.ceil((~data.val_mask).sum() / config.batch_size) * config.epochs
+        steps = max(1, int((~data.val_mask).sum()) // config.batch_size) * config.epochs
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
         self.criterion = loss_function(data.labels[~data.val_mask], n_outputs)
         paths = data.cases["image_path"].tolist()
@@ -210,8 +210,10 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         config = self.config
         torch.manual_seed(config.seed * 10_007 + epoch)
+        # drop_last: a final batch of one image would break BatchNorm in training mode.
         loader = make_loader(self.train_set, config.batch_size, config.workers, shuffle=True,
-                             generator=torch.Generator().manual_seed(config.seed * 7_919 + epoch))
+                             generator=torch.Generator().manual_seed(config.seed * 7_919 + epoch),
+                             drop_last=len(self.train_set) > config.batch_size)
         self.model.train()
         total, seen, started = 0.0, 0, time.perf_counter()
         steps = len(loader)
