@@ -78,7 +78,8 @@ def reference_data(kind: str, path: Path) -> dict[str, Any]:
         return {"frame": predictions[ok], "predictions": predictions[ok], "embeddings": embeddings}
     from cohorts.cohort import load_cohort
 
-    return {"frame": load_cohort(path).usable_cases, "predictions": None, "embeddings": None}
+    cases = load_cohort(path).usable_cases.drop(columns=["source_row"])  # a file position, not a feature
+    return {"frame": cases, "predictions": None, "embeddings": None}
 
 
 def drift(folder: RunFolder, config, run: dict) -> dict[str, Any]:

@@ -98,3 +98,27 @@ def runs_table(runs: list[dict], folder) -> Table:
         table.add_row(safe(run.get("name")), safe(run.get("status")), safe((run.get("started") or "")[:19]),
                       str(run.get("cases") or "-"), auc, str(run.get("integrity") or "-"), safe(run.get("cohort") or ""))
     return table
+
+
+def drift_table(report: dict) -> Table:
+    """Per-feature drift: distance, PSI, test, corrected p-value, flag."""
+    table = Table(title=f"Drift: {safe(report.get('verdict', 'n/a'))}")
+    for column in ("feature", "type", "JS distance", "PSI", "test", "p (BH)", "drift"):
+        table.add_column(column)
+    features = report.get("metadata", {}).get("features", {})
+    features.update(report.get("prediction", {}).get("features", {}) if report.get("prediction") else {})
+    for name, feature in features.items():
+        p_value = feature.get("p_value_bh")
+        table.add_row(safe(name), safe(feature.get("type", "")), _num(feature.get("js_distance")),
+                      _num(feature.get("psi")), safe(feature.get("test", "")),
+                      _num(p_value, ".2g"), "[red]yes[/]" if feature.get("drift") else "no")
+    embedding = report.get("embedding") or {}
+    if embedding.get("mmd"):
+        table.caption = (f"embedding: MMD² {_num(embedding['mmd'].get('mmd2'))} "
+                         f"(p {_num(embedding['mmd'].get('p_value'), '.2g')}), domain classifier AUC "
+                         f"{_num(embedding.get('domain_classifier', {}).get('auc'))}")
+    return table
+
+
+def _num(value, spec: str = ".3f") -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "-"
