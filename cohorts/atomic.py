@@ -28,7 +28,10 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], mode: i
     """Call `write(fileobj)` on a temp file beside `path`, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -36,13 +39,22 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], mode: i
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from None
         raise
     return path
+
+
+def _write_error(path: Path, exc: OSError) -> OSError:
+    """Name the file and the likely fix: some writers (numpy) raise OSError without errno or file name."""
+    detail = exc.strerror or str(exc) or exc.__class__.__name__
+    return OSError(exc.errno, f"cannot write {path.name} ({detail}); the previous version, if any, is intact "
+                   "(fix: free disk space or check write permission)", str(path))
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> Path:

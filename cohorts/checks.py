@@ -6,6 +6,7 @@ Values that are wrong are blanked (reported missing), never guessed.
 from __future__ import annotations
 
 import os
+import stat
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -126,7 +127,8 @@ class RowChecker:
         for index, value in enumerate(self.frame["image_path"]):
             resolved.append(self._resolve_one(index, value.replace("\\", "/"), root, root_real,
                                               allow_outside_root, dir_cache))
-        self.frame["image_path"] = resolved
+        # object dtype: pandas 3 would turn None (unusable path) into NaN in a str column
+        self.frame["image_path"] = pd.Series(resolved, index=self.frame.index, dtype=object)
         counts = pd.Series([p for p in resolved if p]).value_counts()
         repeated = set(counts[counts > 1].index)
         for index, path in enumerate(resolved):
@@ -142,10 +144,14 @@ class RowChecker:
         directory = os.path.dirname(joined)
         if directory not in dir_cache:
             dir_cache[directory] = os.path.realpath(directory)
+        real = os.path.join(dir_cache[directory], os.path.basename(joined))
         try:
-            real = os.path.join(dir_cache[directory], os.path.basename(joined))
-            if os.path.islink(real):
+            info = os.lstat(real)  # one syscall: existence, size, and whether it is a symlink
+            if stat.S_ISLNK(info.st_mode):
                 real = os.path.realpath(real, strict=True)
+                info = os.stat(real)
+        except FileNotFoundError:
+            info = None
         except OSError as exc:
             self.add("error", index, "image_path", f"image path '{value}' cannot be resolved ({exc.strerror}; "
                      "a symlink loop?)")
@@ -155,15 +161,10 @@ class RowChecker:
             self.add("error", index, "image_path", f"image path '{value}' leads outside the cohort folder "
                      f"{root} (fix: move the image inside it, or pass --allow-outside-root)")
             return None
-        try:
-            size = os.stat(real).st_size
-        except FileNotFoundError:
+        if info is None:
             self.add("error", index, "image_path", f"image file '{value}' not found under {root}")
             return None
-        except OSError as exc:
-            self.add("error", index, "image_path", f"image file '{value}' cannot be read ({exc.strerror})")
-            return None
-        if size == 0:
+        if info.st_size == 0:
             self.add("error", index, "image_path", f"image file '{value}' is empty (0 bytes)")
             return None
         return real
@@ -172,7 +173,7 @@ class RowChecker:
 def check_images(frame: pd.DataFrame, file: str, workers: int | None = None, max_pixels: int = MAX_PIXELS,
                  progress: Callable[[int, int], None] | None = None) -> list[Problem]:
     """Decode every image in parallel (Pillow releases the GIL) and report the unreadable ones."""
-    todo = [(i, p) for i, p in enumerate(frame["image_path"]) if p]
+    todo = [(i, p) for i, p in enumerate(frame["image_path"]) if isinstance(p, str) and p]
     problems: list[Problem] = []
     workers = workers or min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -44,7 +44,7 @@ class Cohort:
 
     @cached_property
     def fingerprint(self) -> str:
-        paths = [p for p in self.cases["image_path"] if p]
+        paths = [p for p in self.cases["image_path"] if isinstance(p, str) and p]
         return cohort_fingerprint(self.metadata_files, self.root, paths)
 
     @property

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -49,13 +50,21 @@ def read_table(path: Path, required: list[str], problems: list[Problem]) -> pd.D
     if not data.strip():
         raise BsxError("metadata file is empty", path=path, fix="export the cohort metadata again")
     text = _decode(path, data, problems)
+    if not text.strip():  # e.g. a byte-order mark and nothing else
+        raise BsxError("metadata file is empty", path=path, fix="export the cohort metadata again")
     header = text.splitlines()[0] if text.splitlines() else ""
     delimiter = _sniff_delimiter(path, header, problems)
     csv.field_size_limit(MAX_FIELD_CHARS)
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
-                            skipinitialspace=True, engine="python")
-    except (pd.errors.ParserError, csv.Error) as exc:
+        with warnings.catch_warnings():
+            # index_col=False: a first row with extra fields must not silently become the index
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
+                                skipinitialspace=True, engine="python", index_col=False)
+    except pd.errors.ParserWarning:
+        raise BsxError("cannot parse CSV (a row has more fields than the header)", path=path,
+                       fix="check quoting and that every row has the header's number of fields") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise BsxError(f"cannot parse CSV ({exc})", path=path,
                        fix="check quoting and that every row has the header's number of fields") from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -67,4 +76,5 @@ def read_table(path: Path, required: list[str], problems: list[Problem]) -> pd.D
     if frame.empty:
         raise BsxError("the file has a header but no data rows", path=path,
                        fix="export the cohort again with its cases")
-    return frame.apply(lambda column: column.str.strip())
+    # short rows leave NaN even with keep_default_na=False: blanks are '' everywhere else
+    return frame.fillna("").apply(lambda column: column.astype(str).str.strip())

@@ -31,9 +31,14 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
         raise ImageLoadError("image file is empty (0 bytes)", path=path, fix="re-export or remove this case")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's own warning fires at ~89 MP, below our limit: we check the size ourselves below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(f"image declares more pixels than allowed, a possible decompression bomb ({exc}); "
+                             f"the pixel limit is {max_pixels:,}", path=path,
+                             fix="downscale the image or remove this case") from None
+    except UnidentifiedImageError as exc:
         raise ImageLoadError(f"not a readable image ({exc.__class__.__name__})", path=path,
                              fix="replace the file with a JPEG or PNG") from None
     except OSError as exc:
@@ -43,7 +48,7 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
         image.close()
         raise ImageLoadError(
             f"image is {width}x{height} = {width * height:,} pixels, over the {max_pixels:,} pixel limit",
-            path=path, fix="downscale the image or raise the limit (--max-pixels)")
+            path=path, fix="downscale the image or remove this case")
     return image
 
 

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from cohorts.csvfile import read_table
 from cohorts.formats import ReadResult, empty_canonical, finish
@@ -39,7 +40,7 @@ def site_from_lesion_id(lesion_id: str) -> str:
 def _diagnoses(truth_path: Path, images: list[str], problems: list[Problem]) -> list[str]:
     truth = read_table(truth_path, ["image"] + CLASSES[:-1], problems)
     classes = [c for c in CLASSES if c in truth.columns]
-    onehot = truth[classes].apply(lambda col: col.map(_as_float)).to_numpy(dtype=float)
+    onehot = truth[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     by_image = dict(zip(truth["image"], range(len(truth))))
     out = []
     for image in images:
@@ -57,13 +58,6 @@ def _diagnoses(truth_path: Path, images: list[str], problems: list[Problem]) -> 
         else:
             out.append(classes[ones[0]])
     return out
-
-
-def _as_float(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        return np.nan
 
 
 def read(meta: Path, problems: list[Problem]) -> ReadResult:
