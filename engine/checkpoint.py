@@ -123,7 +123,8 @@ def _load_state(weights: Path) -> dict[str, torch.Tensor]:
             path=weights, fix="ask for a safetensors checkpoint; pickles from strangers can run code") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BsxError("the file does not hold a plain state dict of tensors", path=weights)
+        raise BsxError("the file does not hold a plain state dict of tensors", path=weights,
+                       fix="export the model's state_dict() (tensors only), ideally as safetensors")
     return state
 
 
@@ -142,7 +143,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         encoder = MetadataEncoder.from_dict(sidecar["metadata_encoder"])
         preprocessing = Preprocessing.from_dict(sidecar["preprocessing"])
     except (TypeError, KeyError, ValueError) as exc:
-        raise BsxError(f"checkpoint sidecar is inconsistent ({exc})", path=sidecar_path) from None
+        raise BsxError(f"checkpoint sidecar is inconsistent ({exc})", path=sidecar_path,
+                       fix="restore model.json from the training folder; never edit it by hand") from None
     if config.meta_dim != encoder.dim:
         raise BsxError(f"sidecar architecture expects {config.meta_dim} metadata features but its encoder "
                        f"makes {encoder.dim}", path=sidecar_path, fix="the sidecar does not belong to these weights")

@@ -119,10 +119,14 @@ class RunFolder:
     def read_json(self, artifact: str) -> dict[str, Any]:
         path = self.require(artifact)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BsxError(f"{path.name} is not valid JSON ({exc})", path=path,
                            fix="the run is damaged: rerun `bsx validate` with --overwrite") from None
+        if not isinstance(data, dict):
+            raise BsxError(f"{path.name} does not hold a JSON object", path=path,
+                           fix="the run is damaged: rerun `bsx validate` with --overwrite")
+        return data
 
     def run_info(self) -> dict[str, Any]:
         return self.read_json("run")

@@ -80,7 +80,14 @@ def _identity(config: ValidateConfig, model_sha: str, fingerprint: str) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
+def _remove_stale_temp_files(path: Path) -> None:
+    """A kill during an atomic write leaves `.name.*.tmp` beside the target: never real content."""
+    for stale in path.glob(".*.tmp") if path.is_dir() else []:
+        stale.unlink(missing_ok=True)
+
+
 def _prepare_folder(folder: RunFolder, identity: str, overwrite: bool) -> None:
+    _remove_stale_temp_files(folder.path)
     if folder.exists:
         previous = folder.run_info()
         if previous.get("identity") != identity:

@@ -133,9 +133,6 @@ def test_killed_validate_reruns_to_identical_results(workbench, tmp_path, seed, 
     assert_same_run(workbench["run"], out)
 
 
-@pytest.mark.xfail(strict=True, reason="engine/validate.py _prepare_folder: a temp file left by a kill during the "
-                   "first atomic write of run.json makes the folder 'not empty and holds no run', so the rerun "
-                   "refuses to resume (exit 2) instead of ignoring stale .*.tmp files")
 def test_stale_temp_file_from_a_kill_does_not_block_the_rerun(workbench, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir(mode=0o700)

@@ -284,34 +284,46 @@ class Study:
         self.path = Path(path)
         if not self.path.is_file():
             raise BsxError("study file not found", path=self.path)
+        self._inspect()
+        self._con = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        self._con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._con.execute("PRAGMA journal_mode = WAL")
+        self._con.execute("PRAGMA synchronous = FULL")
+        self._con.execute("PRAGMA foreign_keys = ON")
+        self.settings = self._load_settings()
+
+    def _inspect(self) -> None:
+        """Refuse foreign or damaged files through a read-only, immutable connection that writes nothing
+        (no -wal/-shm beside a file we are about to refuse)."""
+        uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
         try:
-            self._con = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-            self._con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            app_id = self._con.execute("PRAGMA application_id").fetchone()[0]
-            version = self._con.execute("PRAGMA user_version").fetchone()[0]
+            con = sqlite3.connect(uri, uri=True)
         except sqlite3.DatabaseError as exc:
             raise BsxError(f"not a readable study file ({exc})", path=self.path,
                            fix="the file is damaged or not SQLite; restore it from a backup") from None
-        if app_id != APPLICATION_ID:
-            self._con.close()
-            raise BsxError("not a BioSignal-X reader study (foreign SQLite file)", path=self.path,
-                           fix="create a study with `bsx reader create`")
-        if version > SCHEMA_VERSION:
-            self._con.close()
-            raise BsxError(f"study schema v{version} is newer than this bsx (v{SCHEMA_VERSION})", path=self.path,
-                           fix="upgrade BioSignal-X")
         try:
-            self._con.execute("PRAGMA journal_mode = WAL")
-            self._con.execute("PRAGMA synchronous = FULL")
-            self._con.execute("PRAGMA foreign_keys = ON")
-            check = self._con.execute("PRAGMA quick_check").fetchone()[0]
+            app_id = con.execute("PRAGMA application_id").fetchone()[0]
+            version = con.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            self._con.close()
+            con.close()
+            raise BsxError(f"not a readable study file ({exc})", path=self.path,
+                           fix="the file is damaged or not SQLite; restore it from a backup") from None
+        try:
+            if app_id != APPLICATION_ID:
+                raise BsxError("not a BioSignal-X reader study (foreign SQLite file)", path=self.path,
+                               fix="create a study with `bsx reader create`")
+            if version > SCHEMA_VERSION:
+                raise BsxError(f"study schema v{version} is newer than this bsx (v{SCHEMA_VERSION})",
+                               path=self.path, fix="upgrade BioSignal-X")
+            check = con.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+            con.execute("SELECT key, value FROM meta").fetchall()
+            con.execute("SELECT name FROM phases").fetchall()
+        except sqlite3.DatabaseError as exc:
             raise BsxError(f"study file is damaged ({exc})", path=self.path, fix="restore it from a backup") from None
-        if check != "ok":
-            self._con.close()
-            raise BsxError(f"study file is damaged ({check})", path=self.path, fix="restore it from a backup")
-        self.settings = self._load_settings()
+        finally:
+            con.close()
 
     # -- lifecycle
     def close(self) -> None:

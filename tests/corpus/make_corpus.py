@@ -439,8 +439,6 @@ def _public_layout_cases(b: _Builder) -> None:
 
 
 # ---------------------------------------------------------------------------- checkpoints
-NO_FIX = ("engine/checkpoint.py load_checkpoint/_load_state: the BsxError {what} has no fix= hint, so the "
-          "message names the file but not what to do")
 class Payload:
     """Unpickling this creates `marker`: the proof that a loader ran code from the file."""
 
@@ -543,11 +541,10 @@ def _checkpoint_cases(b: _Builder, cohort: Path, base: Path) -> None:
     case("sidecar-lacks-keys", _sidecar_edit(lambda d: d.pop("architecture")), ["model.json", "lacks architecture"])
     case("sidecar-meta-dim-inconsistent", _sidecar_edit(lambda d: d["architecture"].__setitem__("meta_dim", 3)),
          ["model.json", "metadata features"])
-    inconsistent = NO_FIX.format(what="'checkpoint sidecar is inconsistent'")
     case("sidecar-unknown-field", _sidecar_edit(lambda d: d["architecture"].__setitem__("wings", 2)),
-         ["model.json", "inconsistent"], known_bug=inconsistent)
+         ["model.json", "inconsistent"])
     case("sidecar-bad-image-size", _sidecar_edit(lambda d: d["preprocessing"].__setitem__("image_size", "big")),
-         ["model.json", "inconsistent"], known_bug=inconsistent)
+         ["model.json", "inconsistent"])
     case("sidecar-unknown-backbone", _sidecar_edit(lambda d: d["architecture"].__setitem__("backbone", "no_such_net")),
          ["no_such_net", "fix:"])
     case("sidecar-more-outputs", _sidecar_edit(lambda d: d["architecture"].__setitem__("n_outputs", 3)),
@@ -571,8 +568,7 @@ def _checkpoint_cases(b: _Builder, cohort: Path, base: Path) -> None:
         case(name, mutate, ["refused to load", "evil.pt"], target="evil.pt", untrusted=True, marker=marker)
     case("pt-not-a-state-dict", lambda c: (_torch_save(lambda: {"weight": 1, "note": "hi"})(c / "odd.pt"),
                                            shutil.copy(c / "model.json", c / "odd.json")),
-         ["odd.pt", "plain state dict"], target="odd.pt",
-         known_bug=NO_FIX.format(what="'the file does not hold a plain state dict of tensors'"))
+         ["odd.pt", "plain state dict"], target="odd.pt")
 
 
 # ---------------------------------------------------------------------------- run folders
@@ -626,11 +622,9 @@ def _run_cases(b: _Builder, cohort: Path, base: Path) -> None:
     listing("metrics-json-corrupt-listed", lambda r: (r / "metrics.json").write_text("[1, 2"), OK,
             stdout=['"auc": null'])
     listing("run-json-not-an-object", lambda r: (r / "run.json").write_text("[]"), WARNING,
-            stdout=['"unreadable"'], known_bug="engine/runs.py list_runs calls .get on a run.json that is a JSON "
-                                                "list: AttributeError traceback")
+            stdout=['"unreadable"'])
     listing("integrity-json-not-an-object", lambda r: (r / "integrity.json").write_text('"ok"'), OK,
-            stdout=['"integrity": null'], known_bug="engine/runs.py list_runs calls .get on an integrity.json "
-                                                    "that is not an object: AttributeError traceback")
+            stdout=['"integrity": null'])
 
     def revalidate(name: str, mutate: Callable[[Path], object], stderr: list[str],
                    known_bug: str | None = None) -> None:
@@ -644,9 +638,7 @@ def _run_cases(b: _Builder, cohort: Path, base: Path) -> None:
     revalidate("out-run-json-corrupt", lambda r: (r / "run.json").write_text("{\"identity\": "),
                ["run.json", "not valid json", "fix:"])
     revalidate("out-holds-other-run", lambda r: None, ["different run", "fix:"])
-    revalidate("out-run-json-not-an-object", lambda r: (r / "run.json").write_text("[1]"), ["run.json", "fix:"],
-               known_bug="engine/validate.py _prepare_folder calls previous.get on a run.json that is a JSON list: "
-                         "AttributeError traceback")
+    revalidate("out-run-json-not-an-object", lambda r: (r / "run.json").write_text("[1]"), ["run.json", "fix:"])
 
 
 # ---------------------------------------------------------------------------- study files
@@ -696,15 +688,11 @@ def _study_cases(b: _Builder) -> None:
     case("study-zero-bytes", lambda p: p.write_bytes(b""), ["study.sqlite", "foreign"])
     case("study-foreign-sqlite", _foreign_sqlite, ["study.sqlite", "foreign sqlite"])
     case("study-newer-schema", lambda p: _foreign_sqlite(p, APPLICATION_ID, 99), ["study.sqlite", "newer"])
-    case("study-truncated", lambda p: p.write_bytes(real_study(p).read_bytes()[:5000]), ["study.sqlite", "not a readable"],
-         known_bug="engine/readers/study.py Study.__init__ switches the file to WAL (PRAGMA journal_mode) before "
-                   "PRAGMA quick_check, so refusing a damaged study leaves study.sqlite-wal/-shm beside it")
+    case("study-truncated", lambda p: p.write_bytes(real_study(p).read_bytes()[:5000]), ["study.sqlite", "not a readable"])
     case("study-corrupt-pages", lambda p: _corrupt_pages(real_study(p)), ["study.sqlite", "damaged"])
     case("study-is-a-folder", lambda p: p.mkdir(), ["study.sqlite", "not found"])
     case("study-our-id-no-tables", lambda p: _foreign_sqlite(p, APPLICATION_ID, 1, tables=False),
-         ["study.sqlite", "fix:"],
-         known_bug="engine/readers/study.py Study.__init__/_load_settings: a SQLite file with the BSXR "
-                   "application_id but no meta table raises sqlite3.OperationalError (traceback)")
+         ["study.sqlite", "fix:"])
 
 
 # ---------------------------------------------------------------------------- entry points
