@@ -41,6 +41,24 @@ def _sniff_delimiter(path: Path, header: str, problems: list[Problem]) -> str:
     return ","
 
 
+def _refuse_binary(path: Path, data: bytes) -> None:
+    """NUL bytes or mostly control characters: an image, a spreadsheet or UTF-16, not a CSV text file."""
+    head = data[:4096]
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 13))
+    if b"\x00" in head or controls > len(head) // 10:
+        raise BsxError("cannot parse CSV: the file holds binary data, not text (UTF-16, a spreadsheet or an image?)",
+                       path=path, fix="export the metadata as a UTF-8 CSV text file")
+
+
+def _refuse_huge_lines(path: Path, lines: list[str]) -> None:
+    """The C parser has no field size limit: refuse a runaway line (a missing quote, a pasted blob) ourselves."""
+    longest = max(range(len(lines)), key=lambda i: len(lines[i]), default=None)
+    if longest is not None and len(lines[longest]) > MAX_FIELD_CHARS:
+        raise BsxError(f"line {longest + 1} is {len(lines[longest]):,} characters: field larger than field limit "
+                       f"({MAX_FIELD_CHARS:,})", path=path, row=longest + 1,
+                       fix="check for an unclosed quote or data pasted into one cell")
+
+
 def read_table(path: Path, required: list[str], problems: list[Problem]) -> pd.DataFrame:
     """Read a CSV as strings ('' for blanks); raise BsxError for a file that cannot be a cohort."""
     path = Path(path)
@@ -49,18 +67,22 @@ def read_table(path: Path, required: list[str], problems: list[Problem]) -> pd.D
     data = path.read_bytes()
     if not data.strip():
         raise BsxError("metadata file is empty", path=path, fix="export the cohort metadata again")
+    _refuse_binary(path, data)
     text = _decode(path, data, problems)
     if not text.strip():  # e.g. a byte-order mark and nothing else
         raise BsxError("metadata file is empty", path=path, fix="export the cohort metadata again")
-    header = text.splitlines()[0] if text.splitlines() else ""
+    lines = text.splitlines()
+    _refuse_huge_lines(path, lines)
+    header = lines[0] if lines else ""
     delimiter = _sniff_delimiter(path, header, problems)
-    csv.field_size_limit(MAX_FIELD_CHARS)
     try:
         with warnings.catch_warnings():
             # index_col=False: a first row with extra fields must not silently become the index
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
-                                skipinitialspace=True, engine="python", index_col=False)
+            # C engine for speed (25k rows in milliseconds); object dtype because plain Python
+            # strings iterate far faster than Arrow-backed ones in the row checks.
+            frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=object, keep_default_na=False,
+                                skipinitialspace=True, engine="c", index_col=False)
     except pd.errors.ParserWarning:
         raise BsxError("cannot parse CSV (a row has more fields than the header)", path=path,
                        fix="check quoting and that every row has the header's number of fields") from None
@@ -77,4 +99,4 @@ def read_table(path: Path, required: list[str], problems: list[Problem]) -> pd.D
         raise BsxError("the file has a header but no data rows", path=path,
                        fix="export the cohort again with its cases")
     # short rows leave NaN even with keep_default_na=False: blanks are '' everywhere else
-    return frame.fillna("").apply(lambda column: column.astype(str).str.strip())
+    return frame.fillna("").apply(lambda column: column.map(lambda v: str(v).strip())).astype(object)
