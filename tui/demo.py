@@ -11,7 +11,8 @@ from pathlib import Path
 
 DEMO_TRAIN = {"n": 400, "seed": 0}
 DEMO_REFERENCE = {"n": 200, "seed": 1}
-DEMO_EXTERNAL = {"n": 300, "seed": 2, "shift": "new_site"}
+# The external cohort: older patients, half of them from an unseen site (camera D).
+DEMO_EXTERNAL = {"n": 300, "seed": 2, "shift": "older", "sites": {"A": 0.3, "B": 0.2, "D": 0.5}}
 IMAGE_SIZE = 64
 
 
@@ -20,8 +21,13 @@ def _cohort(path: Path, spec: dict, say) -> Path:
 
     if not (path / "cohort.csv").is_file():
         say(f"writing synthetic cohort {path.name} ({spec['n']} cases)")
-        write_synthetic(SynthSpec(image_size=96, case_prefix=path.name[:3].upper(), **spec), path)
+        write_synthetic(SynthSpec(image_size=96, case_prefix=path.name[:3].upper(),
+                                  **{k: v for k, v in spec.items() if k != "sites"}, **_sites(spec)), path)
     return path
+
+
+def _sites(spec: dict) -> dict:
+    return {"sites": spec["sites"]} if "sites" in spec else {}
 
 
 def _model(root: Path, cohort: Path, backbone: str, epochs: int, say) -> Path:
@@ -41,17 +47,20 @@ def _model(root: Path, cohort: Path, backbone: str, epochs: int, say) -> Path:
     return out
 
 
-def _run(root: Path, cohort: Path, checkpoint: Path, reference: Path, say) -> Path:
+def _run(root: Path, name: str, cohort: Path, checkpoint: Path, reference: Path, say,
+         calibration: Path | None = None) -> Path:
+    """A complete run folder, reused when it already exists (and resumed when it was interrupted)."""
     from engine.runfolder import RunFolder
     from engine.validate import ValidateConfig, run_validation
     from tui.progress import progress_callback
 
-    out = root / "runs" / "external-new-site"
+    out = root / "runs" / name
     if RunFolder(out).exists and RunFolder(out).run_info().get("status") == "complete":
         return out
-    say("validating on the drifted external cohort (MC Dropout, 30 samples)")
+    say(f"validating on the {name} cohort (MC Dropout, 30 samples)")
     config = ValidateConfig(cohort=str(cohort), checkpoint=str(checkpoint), out=str(out), mc_samples=30,
-                            reference=str(reference), referral_rate=0.1)
+                            reference=str(reference), referral_rate=0.1,
+                            calibration=str(calibration) if calibration else None)
     with progress_callback("validating") as progress:
         run_validation(config, progress=progress, stage=lambda s: say(f"  {s}"))
     return out
@@ -84,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         reference = _cohort(root / "cohorts" / "reference", DEMO_REFERENCE, say)
         external = _cohort(root / "cohorts" / "external", DEMO_EXTERNAL, say)
         checkpoint = _model(root, train, args.backbone, args.epochs, say)
-        run = _run(root, external, checkpoint, reference, say)
+        # The reference run gives the external run prediction and embedding drift, not only metadata drift.
+        reference_run = _run(root, "reference", reference, checkpoint, train, say)
+        # Temperature scaling is fitted on the labelled reference cohort and reported before/after.
+        run = _run(root, "external", external, checkpoint, reference_run, say, calibration=reference)
         pdf = _report(run, say)
     except BsxError as exc:
         err.print(f"error: {exc}")
