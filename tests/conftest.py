@@ -18,6 +18,15 @@ os.environ.setdefault("BSX_DEBUG", "0")
 TINY = {"backbone": "test_efficientnet", "image_size": 32}
 
 
+def shared_folder() -> Path:
+    """The project's shared/ folder: beside the checkout (CI lays a copy there), else /work/shared."""
+    beside = Path(__file__).resolve().parents[2] / "shared"
+    return beside if beside.is_dir() else Path("/work/shared")
+
+
+READER_STUDIES = shared_folder() / "reader-studies"
+
+
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory) -> Path:
     from cohorts.synth import SynthSpec, write_synthetic

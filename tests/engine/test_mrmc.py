@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.conftest import READER_STUDIES
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
 from cohorts.errors import BsxError
@@ -21,7 +23,7 @@ from engine.mrmc import (
 )
 from engine.readers.interchange import from_mrmc_data, read_ratings, to_mrmc_data
 
-DATA = Path("/work/shared/reader-studies")
+DATA = READER_STUDIES
 VANDYKE = DATA / "vandyke"
 EXPECTED = VANDYKE / "expected_ORDBM-MRMC-2.51_VanDyke_trap_jackknife.txt"
 NUM = r"(-?\d*\.\d+|-?\d+)"

@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import READER_STUDIES
+
 from engine.readers.study import Study
 from tui.cli import main
 
-VANDYKE = Path("/work/shared/reader-studies/vandyke/VanDyke_dataset02.csv")
+VANDYKE = READER_STUDIES / "vandyke" / "VanDyke_dataset02.csv"
 
 
 @pytest.fixture
