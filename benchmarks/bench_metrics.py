@@ -7,12 +7,11 @@ Run: python -m benchmarks.bench_metrics
 """
 from __future__ import annotations
 
-import time
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.common import best_of
 from engine.metrics import auc_delong, compute_metrics
 
 N_CASES = 20_000
@@ -31,15 +30,6 @@ def pairwise_delong(y: np.ndarray, p: np.ndarray, block: int = 256) -> tuple[flo
         neg_sum += psi.sum(axis=0)
     v_neg = neg_sum / pos.size
     return float(v_pos.mean()), float(v_pos.var(ddof=1) / pos.size + v_neg.var(ddof=1) / neg.size)
-
-
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def synthetic_cohort(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -68,11 +58,11 @@ def run(n_cases: int = N_CASES) -> list[dict]:
     ref_auc, ref_var = pairwise_delong(y, p)
     if abs(fast_auc - ref_auc) > 1e-12 or abs(fast_var - ref_var) > 1e-9 * ref_var:
         raise AssertionError("fast DeLong disagrees with the pairwise reference")
-    t_fast = best_time(lambda: auc_delong(y, p), repeat=7)
-    t_ref = best_time(lambda: pairwise_delong(y, p), repeat=1)
-    t_sklearn = best_time(lambda: roc_auc_score(y, p), repeat=7)
+    t_fast = best_of(lambda: auc_delong(y, p), repeat=7)
+    t_ref = best_of(lambda: pairwise_delong(y, p), repeat=1)
+    t_sklearn = best_of(lambda: roc_auc_score(y, p), repeat=7)
     frame = synthetic_predictions(y, p)
-    t_metrics = best_time(lambda: compute_metrics(frame, class_names=["benign", "malignant"], n_boot=1000),
+    t_metrics = best_of(lambda: compute_metrics(frame, class_names=["benign", "malignant"], n_boot=1000),
                           repeat=1)
     return [
         {"benchmark": "delong_fast_vs_pairwise",
