@@ -30,7 +30,6 @@ from textual.widgets import ContentSwitcher, Input, Static
 from cohorts.errors import BsxError
 from engine.readers.study import MANAGEMENT_CHOICES, CaseView, Study
 
-IMAGE_PROTOCOLS = ("auto", "sixel", "tgp", "halfcell", "unicode", "none")
 IMAGE_PROTOCOL_ENV = "BSX_IMAGE_PROTOCOL"
 MAX_IMAGE_SIDE = 512  # downscale before rendering: terminals show a few hundred pixels at most
 NOTE_MAX = 500
@@ -44,22 +43,19 @@ BIOPSY, NO_BIOPSY = MANAGEMENT_CHOICES
 # ---------------------------------------------------------------- images
 
 def image_widget_class(protocol: str | None = None) -> type[Widget] | None:
-    """The textual-image widget for a protocol (None: images off).
+    """The textual-image widget for a protocol (None: images off), chosen once for the whole app.
 
-    Importing textual-image queries the terminal once, which must happen before
-    Textual takes the terminal over, so call this before `App.run`. `none`
-    skips the query entirely for links where terminal detection times out.
+    One mechanism for every pane (tui.widgets.images): forcing a protocol skips the terminal
+    queries that time out on slow SSH links. Must run before `App.run` owns the terminal.
     """
-    protocol = (protocol or os.environ.get(IMAGE_PROTOCOL_ENV) or "auto").strip().lower()
-    if protocol not in IMAGE_PROTOCOLS:
-        raise BsxError(f"unknown image protocol '{protocol}'",
-                       fix=f"set {IMAGE_PROTOCOL_ENV} to one of {', '.join(IMAGE_PROTOCOLS)}")
-    if protocol == "none":
-        return None
-    from textual_image import widget as ti
+    from tui.widgets.images import PROTOCOLS, select_protocol, selected_widget_class
 
-    return {"auto": ti.Image, "sixel": ti.SixelImage, "tgp": ti.TGPImage,
-            "halfcell": ti.HalfcellImage, "unicode": ti.UnicodeImage}[protocol]
+    protocol = (protocol or os.environ.get(IMAGE_PROTOCOL_ENV) or "auto").strip().lower()
+    if protocol not in PROTOCOLS:
+        raise BsxError(f"unknown image protocol '{protocol}'",
+                       fix=f"use --image-protocol (or {IMAGE_PROTOCOL_ENV}) with one of {', '.join(PROTOCOLS)}")
+    select_protocol(protocol)
+    return selected_widget_class()
 
 
 def resolve_image(path: str | None, study_dir: Path) -> Path | None:

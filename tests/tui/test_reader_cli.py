@@ -105,10 +105,11 @@ def test_user_errors_exit_2_without_traceback(tmp_path: Path, capsys):
 def test_read_opens_the_reading_pane(monkeypatch, tmp_path: Path):
     calls = []
     fake = types.ModuleType("tui.reading")
-    fake.run_reading_app = lambda path, reader: calls.append((Path(path), reader)) or 0
+    fake.run_reading_app = lambda path, reader, image_protocol=None: calls.append(
+        (Path(path), reader, image_protocol)) or 0
     monkeypatch.setitem(sys.modules, "tui.reading", fake)
-    assert main(["reader", "read", str(tmp_path / "s.sqlite"), "--reader", "ana"]) == 0
-    assert calls == [(tmp_path / "s.sqlite", "ana")]
+    assert main(["reader", "read", str(tmp_path / "s.sqlite"), "--reader", "ana", "--image-protocol", "none"]) == 0
+    assert calls == [(tmp_path / "s.sqlite", "ana", "none")]
 
 
 def test_reader_commands_do_not_import_textual():

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     read = commands.add_parser("read", help="open the reading pane for one reader")
     read.add_argument("study", type=Path)
     read.add_argument("--reader", required=True)
+    read.add_argument("--image-protocol", default=None, help="auto | sixel | kitty | halfcell | none "
+                      "(forcing one skips terminal queries that time out on slow SSH links)")
     read.set_defaults(handler=_read)
 
     status = commands.add_parser("status", help="progress per reader and phase")
@@ -99,7 +101,7 @@ def _create(args: argparse.Namespace) -> int:
 def _read(args: argparse.Namespace) -> int:
     from tui.reading import run_reading_app
 
-    return run_reading_app(args.study, args.reader)
+    return run_reading_app(args.study, args.reader, image_protocol=args.image_protocol)
 
 
 def _status(args: argparse.Namespace) -> int:

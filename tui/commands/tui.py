@@ -4,14 +4,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-PROTOCOLS = ["auto", "sixel", "kitty", "halfcell", "none"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("tui", help="open the interactive terminal workstation")
     parser.add_argument("path", type=Path, nargs="?", default=None,
                         help="a run folder (opens on the run) or a cohort folder/CSV (opens the Cohort pane)")
-    parser.add_argument("--image-protocol", choices=PROTOCOLS, default="auto",
+    parser.add_argument("--image-protocol", choices=["auto", "sixel", "kitty", "halfcell", "none"], default="auto",
                         help="images: auto-detect, or force sixel | kitty | halfcell | none "
                              "(forcing skips terminal queries that time out on slow SSH links)")
     parser.set_defaults(handler=run_tui)

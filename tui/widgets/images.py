@@ -57,6 +57,11 @@ def _preset_cell_size() -> None:
     _terminal.get_cell_size._result = _terminal.CellSize(width, height)
 
 
+def selected_widget_class() -> type[Widget] | None:
+    """The widget class `select_protocol` chose (None when images are off)."""
+    return _selected
+
+
 def current_protocol() -> str:
     return _protocol
 
