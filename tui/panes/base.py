@@ -114,8 +114,9 @@ def fmt_ci(metric: dict[str, Any] | None, digits: int = 3) -> str:
 def kv_table(rows: list[tuple[str, Any]], key_width: int = 18) -> Text:
     """Key/value lines as plain Text (values are untrusted: never parsed as markup)."""
     text = Text()
+    width = max([key_width] + [len(key) + 1 for key, _ in rows])  # a long key never runs into its value
     for key, value in rows:
-        text.append(f"{key:<{key_width}}", style="bold")
+        text.append(f"{key:<{width}}", style="bold")
         text.append(value if isinstance(value, Text) else Text(str(value)))
         text.append("\n")
     text.rstrip()
