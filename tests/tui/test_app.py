@@ -175,7 +175,7 @@ async def test_validation_runs_in_a_worker(tiny_external_cohort: Path, tiny_chec
         config = ValidateConfig(cohort=str(tiny_external_cohort), checkpoint=str(tiny_checkpoint), out=str(out),
                                 mc_samples=2, workers=0, n_boot=20, batch_size=8, chunk_size=16, gradcam=False)
         pane.start_validation(config)
-        await pilot.pause()
+        # Checked before yielding to the event loop: a fast run may finish (and disable it) at the next pause.
         assert pane.query_one("#run-cancel").disabled is False
         await app.workers.wait_for_complete()
         await pilot.pause()
