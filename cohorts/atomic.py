@@ -6,6 +6,7 @@ only.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -40,10 +41,8 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], mode: i
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         if isinstance(exc, OSError):
             raise _write_error(path, exc) from None
         raise

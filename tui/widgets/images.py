@@ -50,10 +50,10 @@ def _preset_cell_size() -> None:
     width, height = 10, 20
     try:
         rows, columns, pixels_x, pixels_y = _terminal.get_tiocgwinsz()
-        if rows and columns and pixels_x and pixels_y:
-            width, height = int(pixels_x / columns), int(pixels_y / rows)
-    except Exception:  # no tty, or a platform without the ioctl
-        pass
+    except Exception:  # no tty, or a platform without the ioctl: keep the VT340 default
+        rows = columns = pixels_x = pixels_y = 0
+    if rows and columns and pixels_x and pixels_y:
+        width, height = int(pixels_x / columns), int(pixels_y / rows)
     _terminal.get_cell_size._result = _terminal.CellSize(width, height)
 
 
