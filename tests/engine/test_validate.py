@@ -115,3 +115,25 @@ def test_checkpoint_schema_mismatch_is_spelled_out(tiny_external_cohort, tiny_ch
     (checkpoint / "model.json").write_text(json.dumps(sidecar))
     with pytest.raises(BsxError):
         validate_tiny(tiny_external_cohort, checkpoint, tmp_path / "run")
+
+
+def test_temperature_scaling_on_a_calibration_cohort(tiny_external_cohort, tiny_checkpoint, tiny_cohort, tmp_path):
+    folder = validate_tiny(tiny_external_cohort, tiny_checkpoint, tmp_path / "run", gradcam=False,
+                           calibration=str(tiny_cohort))
+    calibration = folder.read_json("metrics")["calibration"]
+    assert calibration["temperature"] > 0 and calibration["fitted_on"] > 0
+    assert set(calibration["before"]) >= {"ece", "brier", "nll"} and set(calibration["after"]) >= {"ece", "brier"}
+    assert calibration["after"]["nll"] <= calibration["before"]["nll"] + 1e-9 or calibration.get("evaluated_on")
+    assert folder.read_json("integrity")["score"] >= 70
+
+
+def test_recalibration_is_refused_when_integrity_is_low(tiny_external_cohort, tiny_checkpoint, tiny_cohort,
+                                                        tmp_path, monkeypatch):
+    import engine.integrity
+
+    real = engine.integrity.compute_integrity
+    monkeypatch.setattr(engine.integrity, "compute_integrity",
+                        lambda folder, sidecar: {**real(folder, sidecar), "score": 55.0, "band": "Review required"})
+    with pytest.raises(BsxError, match="recalibration refused"):
+        validate_tiny(tiny_external_cohort, tiny_checkpoint, tmp_path / "run", gradcam=False,
+                      calibration=str(tiny_cohort))

@@ -24,6 +24,14 @@ def test_validate_json_and_runs_list(tiny_external_cohort, tiny_checkpoint, tiny
     assert [r["name"] for r in runs] == ["ext"] and runs[0]["status"] == "complete"
 
 
+def test_validate_pdf_writes_the_report(tiny_external_cohort, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["validate", "--cohort", str(tiny_external_cohort), "--checkpoint", str(tiny_checkpoint),
+                 "--out", str(out), "--mc-samples", "2", "--workers", "0", "--n-boot", "20", "--no-gradcam", "--pdf"])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF") and (out / "report_data").is_dir()
+
+
 def test_validate_usage_errors_exit_2_without_traceback(tiny_external_cohort, tmp_path, capsys):
     code = main(["validate", "--cohort", str(tiny_external_cohort), "--checkpoint", str(tmp_path / "nope"),
                  "--out", str(tmp_path / "run")])
