@@ -237,8 +237,6 @@ class Trainer:
         return total / max(seen, 1), seen / max(time.perf_counter() - started, 1e-9)
 
     def _validate_epoch(self, epoch: int) -> dict[str, float]:
-        from engine.metrics import auc_delong, expected_calibration_error
-
         config = self.config
         self.model.eval()
         torch.manual_seed(config.seed * 31 + epoch)
@@ -256,16 +254,8 @@ class Trainer:
         y = np.concatenate(labels)
         p = np.concatenate(probs)
         mc = summarise(np.concatenate(mc_probs, axis=1))
-        binary = p.ndim == 1
-        positive = p if binary else 1.0 - p[:, 0]
-        truth = y if binary else (y != 0).astype(int)
-        pred = (p >= 0.5).astype(int) if binary else p.argmax(axis=1)
-        # Binary Brier is mean (p - y)^2; multiclass sums over classes (Brier's original form).
-        brier = float(((positive - truth) ** 2).mean()) if binary else float(((p - np.eye(p.shape[1])[y]) ** 2).sum(1).mean())
-        auc = auc_delong(truth, positive)[0] if len(np.unique(truth)) == 2 else float("nan")
-        return {"val_loss": sum(losses) / max(len(y), 1), "val_accuracy": float((pred == y).mean()),
-                "val_auc": float(auc), "val_ece": float(expected_calibration_error(positive, truth)),
-                "val_brier": brier, "val_mc_entropy": float(mc.entropy.mean())}
+        return {"val_loss": sum(losses) / max(len(y), 1), **epoch_figures(y, p),
+                "val_mc_entropy": float(mc.entropy.mean())}
 
     # -- the loop ----------------------------------------------------------
     def run(self, resume: bool = False) -> dict[str, Any]:
@@ -316,6 +306,35 @@ class Trainer:
                   "best": best, "epochs_run": len(history)}
         self.emit(result)
         return result
+
+
+def _estimable_auc(truth: np.ndarray, score: np.ndarray) -> float:
+    """DeLong AUC, or NaN when a class has fewer than 2 cases (small validation splits)."""
+    from engine.metrics import auc_delong
+
+    positives = int(truth.sum())
+    return auc_delong(truth, score)[0] if min(positives, len(truth) - positives) >= 2 else float("nan")
+
+
+def epoch_figures(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Validation accuracy, AUC, ECE and Brier for one epoch.
+
+    Binary: P(malignant). Multiclass: macro one-vs-rest AUC over the estimable classes,
+    top-label ECE, Brier summed over classes (Brier's original form).
+    """
+    from engine.metrics import expected_calibration_error
+
+    if p.ndim == 1:
+        pred = (p >= 0.5).astype(int)
+        return {"val_accuracy": float((pred == y).mean()), "val_auc": float(_estimable_auc(y, p)),
+                "val_ece": float(expected_calibration_error(p, y)), "val_brier": float(((p - y) ** 2).mean())}
+    pred = p.argmax(axis=1)
+    aucs = [_estimable_auc((y == k).astype(int), p[:, k]) for k in range(p.shape[1])]
+    aucs = [a for a in aucs if a == a]
+    onehot = np.eye(p.shape[1])[y]
+    return {"val_accuracy": float((pred == y).mean()), "val_auc": float(np.mean(aucs)) if aucs else float("nan"),
+            "val_ece": float(expected_calibration_error(p.max(axis=1), (pred == y).astype(int))),
+            "val_brier": float(((p - onehot) ** 2).sum(axis=1).mean())}
 
 
 def _ids_hash(values: pd.Series) -> str:

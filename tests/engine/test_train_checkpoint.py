@@ -98,3 +98,22 @@ def test_bad_training_inputs(tmp_path, tiny_cohort):
     with pytest.raises(BsxError, match="single class"):
         Trainer(TrainConfig(cohort=str(single / "cohort.csv"), out=str(tmp_path / "o"), workers=0,
                             **TINY)).run()
+
+
+def test_epoch_figures_match_scikit_learn():
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    from engine.train import epoch_figures
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 200), 0, 1)
+    figures = epoch_figures(y, p)
+    assert figures["val_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert figures["val_brier"] == pytest.approx(brier_score_loss(y, p))
+    assert figures["val_accuracy"] == pytest.approx(((p >= 0.5) == y).mean())
+    y3 = rng.integers(0, 3, 300)
+    logits = rng.normal(size=(300, 3)) + np.eye(3)[y3]
+    p3 = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert epoch_figures(y3, p3)["val_auc"] == pytest.approx(roc_auc_score(y3, p3, multi_class="ovr"))
+    assert np.isnan(epoch_figures(np.array([0, 0, 0, 1]), np.array([0.1, 0.2, 0.3, 0.9]))["val_auc"])

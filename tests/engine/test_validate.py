@@ -137,3 +137,19 @@ def test_recalibration_is_refused_when_integrity_is_low(tiny_external_cohort, ti
     with pytest.raises(BsxError, match="recalibration refused"):
         validate_tiny(tiny_external_cohort, tiny_checkpoint, tmp_path / "run", gradcam=False,
                       calibration=str(tiny_cohort))
+
+
+def test_multiclass_model_end_to_end(tiny_cohort, tiny_external_cohort, tmp_path):
+    from tests.conftest import train_tiny
+
+    train_tiny(tiny_cohort, tmp_path / "ck", target="multiclass")
+    folder = validate_tiny(tiny_external_cohort, tmp_path / "ck", tmp_path / "run", gradcam=False)
+    run = folder.run_info()
+    predictions = folder.predictions()
+    prob_columns = [f"prob_{name}" for name in run["class_names"]]
+    assert len(run["class_names"]) > 2 and set(prob_columns) <= set(predictions.columns)
+    assert np.allclose(predictions[prob_columns].sum(axis=1), 1.0, atol=1e-5)
+    assert np.allclose(predictions[prob_columns].max(axis=1), predictions["p_mean"], atol=1e-6)
+    metrics = folder.read_json("metrics")
+    assert metrics["task"] == "multiclass" and set(metrics["per_class"]) <= set(run["class_names"])
+    assert folder.has("fairness")  # subgroups analysed on the malignant-vs-benign view of the classes
