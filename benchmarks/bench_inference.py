@@ -18,9 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from benchmarks.common import best_of, row
 

@@ -409,7 +409,7 @@ UNCERTAINTY_UNITS = {"entropy": "Predictive entropy (nats)", "mutual_info": "Mut
 
 
 def uncertainty(ctx: Context) -> list[Flowable]:
-    data, m = ctx.data, ctx.metrics
+    data = ctx.data
     frame = _ok_frame(ctx)
     referral = data.run.get("referral") or {}
     score = referral.get("score", "entropy")

@@ -7,18 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.corpus.make_corpus import CorpusCase, corpus_params, evaluate, snapshot, write_pickle_payload
-from tui.cli import main
+from tests.corpus.make_corpus import CorpusCase, corpus_params, run_case, write_pickle_payload
 
 CASES = corpus_params(("checkpoint",))
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_malformed_checkpoint(case: CorpusCase, capsys):
-    before = snapshot(case.readonly)
-    code = main(case.argv)
-    captured = capsys.readouterr()
-    assert evaluate(case, code, captured.out, captured.err, before, snapshot(case.readonly)) == []
+def test_malformed_checkpoint(case: CorpusCase):
+    assert run_case(case) == []
     assert not Path(case.argv[case.argv.index("--out") + 1], "predictions.parquet").exists()
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.corpus.make_corpus import (
-    OK, CorpusCase, corpus_params, evaluate, snapshot, write_image, write_png_header, write_truncated_jpeg,
+    OK, CorpusCase, corpus_params, run_case, snapshot, write_image, write_png_header, write_truncated_jpeg,
 )
 from tui.cli import main
 
@@ -29,11 +29,8 @@ def test_corpus_is_large_and_covers_every_layout(corpus):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_malformed_cohort(case: CorpusCase, capsys):
-    before = snapshot(case.readonly)
-    code = main(case.argv)
-    captured = capsys.readouterr()
-    assert evaluate(case, code, captured.out, captured.err, before, snapshot(case.readonly)) == []
+def test_malformed_cohort(case: CorpusCase):
+    assert run_case(case) == []
 
 
 def test_debug_flag_shows_the_traceback(corpus):

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.corpus.make_corpus import CorpusCase, corpus_params, evaluate, fake_run, real_study, snapshot
+from tests.corpus.make_corpus import CorpusCase, corpus_params, fake_run, real_study, run_case
 from tui.cli import main
 
 CASES = corpus_params(("run", "study"))
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_damaged_run_or_study(case: CorpusCase, capsys):
-    before = snapshot(case.readonly)
-    code = main(case.argv)
-    captured = capsys.readouterr()
-    assert evaluate(case, code, captured.out, captured.err, before, snapshot(case.readonly)) == []
+def test_damaged_run_or_study(case: CorpusCase):
+    assert run_case(case) == []
 
 
 def test_intact_inputs_are_accepted(tmp_path, capsys):

@@ -7,10 +7,8 @@ is printed with.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from tests.conftest import READER_STUDIES
@@ -64,13 +62,13 @@ def rows(section: str, pattern: str) -> list[tuple[str, ...]]:
 def test_vandyke_estimates(expected, vandyke):
     _, result = vandyke
     sec = expected["Estimates"]
-    auc_rows = rows(sec, rf"^\s+(\d)\s+(0\.\d{{8}})\s+(0\.\d{{8}})\s*$")
+    auc_rows = rows(sec, r"^\s+(\d)\s+(0\.\d{8})\s+(0\.\d{8})\s*$")
     assert len(auc_rows) == 5
     for reader, a1, a2 in auc_rows:
         j = int(reader) - 1
         check(result.auc[0, j], a1, f"AUC reader {reader} treatment 1")
         check(result.auc[1, j], a2, f"AUC reader {reader} treatment 2")
-    means = rows(sec.split("TREATMENT AUC MEANS")[1], rf"^\s+(\d)\s+(0\.\d{{8}})\s*$")
+    means = rows(sec.split("TREATMENT AUC MEANS")[1], r"^\s+(\d)\s+(0\.\d{8})\s*$")
     for t, m in means:
         check(result.mean_auc[int(t) - 1], m, f"mean AUC treatment {t}")
     (diff,) = rows(sec, rf"1 - 2\s+{NUM}")

@@ -5,7 +5,6 @@ import json
 import sys
 import types
 
-import pytest
 
 from tui.cli import main
 
