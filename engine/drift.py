@@ -35,7 +35,7 @@ MAX_CATEGORIES = 50
 DATASET_DRIFT_SHARE = 0.5
 DOMAIN_AUC_THRESHOLD = 0.55
 NOT_METADATA = frozenset(PREDICTION_COLUMNS) | {"image", "image_path", "path", "file", "lesion_id",
-                                                "expected_entropy"}
+                                                "expected_entropy", "logit", "source_row"}
 OTHER = "(other)"
 
 
@@ -198,7 +198,8 @@ def feature_drift(ref: pd.Series, cur: pd.Series, bins: int = 10,
 
 def _default_columns(ref: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
     return [c for c in ref.columns if c in cur.columns and c not in NOT_METADATA
-            and not str(c).startswith(("prob_", "logit_"))]
+            and not str(c).startswith(("prob_", "logit_"))
+            and (ref[c].notna().any() or cur[c].notna().any())]  # a column empty in both says nothing
 
 
 def _correct_and_flag(features: dict[str, dict[str, Any]], alpha: float) -> None:

@@ -29,12 +29,23 @@ def verdict_text(drift: dict[str, Any]) -> Text:
         section = drift.get(part)
         if isinstance(section, dict):
             text.append(f"\n{part} drift: {section.get('verdict', section.get('drift', '?'))}")
-            for key in ("statistic", "p_value", "mmd", "classifier_auc"):
-                if section.get(key) is not None:
-                    text.append(f"  {key} {fmt(section.get(key))}")
+            text.append(embedding_figures(section) if part == "embedding" else "")
         else:
             text.append(f"\n{part} drift: not tested", style="dim")
     return text
+
+
+def embedding_figures(section: dict[str, Any]) -> str:
+    """MMD with its permutation p-value and the domain classifier's AUC, as one line."""
+    parts = []
+    mmd = section.get("mmd") or {}
+    if mmd.get("mmd2") is not None:
+        parts.append(f"MMD² {fmt(mmd.get('mmd2'), 4)} (p {fmt(mmd.get('p_value'))}, "
+                     f"{mmd.get('n_permutations', '?')} permutations)")
+    classifier = section.get("domain_classifier") or {}
+    if classifier.get("auc") is not None:
+        parts.append(f"domain classifier AUC {fmt(classifier.get('auc'))}")
+    return ("  " + "; ".join(parts)) if parts else ""
 
 
 class DriftPane(Pane):
