@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from cohorts.errors import BsxError
+from engine.readers.attach import RUN_KEY, STUDY_FILE, attached_study
 from engine.runfolder import RunFolder, safe_case_filename
 
-STUDY_FILE = "reader_study.sqlite"
 ALGORITHM_READER = "AI"
 
 
@@ -124,19 +124,12 @@ def _gradcam_entries(folder: RunFolder) -> list[dict[str, Any]]:
     return entries
 
 
-def study_path(data: RunData) -> Path | None:
-    named = data.run.get("reader_study")
-    if named:
-        path = Path(named)
-        return path if path.is_absolute() else data.folder.path / path
-    default = data.folder.path / STUDY_FILE
-    return default if default.is_file() else None
-
-
 def _load_study(data: RunData) -> ReaderStudy | None:
-    path = study_path(data)
+    path = attached_study(data.folder.path, data.run)
     if path is None:
-        data.absent["reader study"] = f"no reader study attached ({STUDY_FILE} or run.json 'reader_study')"
+        named = data.run.get(RUN_KEY)
+        data.absent["reader study"] = (f"the reader study named in run.json is gone ({named})" if named else
+                                       f"no reader study attached ({STUDY_FILE} or run.json '{RUN_KEY}')")
         return None
     from engine.readers.study import open_study
 

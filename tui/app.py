@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from cohorts.errors import BsxError
-from tui.panes.base import RunData
+from tui.panes.base import Pane, RunData
 from tui.panes.case_detail import CaseDetailPane
 from tui.panes.cases import CasesPane
 from tui.panes.cohort import CohortPane
@@ -24,14 +24,16 @@ from tui.panes.drift import DriftPane
 from tui.panes.fairness import FairnessPane
 from tui.panes.integrity import IntegrityPane
 from tui.panes.performance import PerformancePane
+from tui.panes.readers import ReadersPane
 from tui.panes.reports import ReportsPane
 from tui.panes.run import RunPane
+from tui.reading import ReadingScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
 from tui.screens.picker import PathPicker
 from tui.widgets.cases_table import CasesTable
 
-# (tab id, tab label, pane class, description); order = tab order = keys 1..9.
+# (tab id, tab label, pane class, description); order = tab order = keys 1..9, then 0.
 PANES = [
     ("cohort", "Cohort", CohortPane, "cohort summary and problems"),
     ("run", "Run", RunPane, "validate, train, runs"),
@@ -42,11 +44,17 @@ PANES = [
     ("drift", "Drift", DriftPane, "reference vs this cohort"),
     ("integrity", "Integrity", IntegrityPane, "can the run be trusted"),
     ("reports", "Reports", ReportsPane, "PDF exports"),
+    ("readers", "Readers", ReadersPane, "reader study progress and MRMC"),
 ]
 
 
+def pane_key(number: int) -> str:
+    """Keys 1..9, then 0 for the tenth pane."""
+    return str(number % 10)
+
+
 def pane_bindings() -> list[Binding]:
-    return [Binding(str(number), f"show_pane('{pane_id}')", label, show=False, id=f"app.pane.{pane_id}")
+    return [Binding(pane_key(number), f"show_pane('{pane_id}')", label, show=False, id=f"app.pane.{pane_id}")
             for number, (pane_id, label, _, _) in enumerate(PANES, start=1)]
 
 
@@ -138,17 +146,25 @@ class BsxApp(App[None]):
             self.open_run(event.path)
 
     # -- actions ---------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a reader reads, the workstation's keys are off: digits score, nothing switches underneath."""
+        if isinstance(self.screen, ReadingScreen) and action in WORKSTATION_ACTIONS:
+            return False
+        return True
+
     def action_show_pane(self, pane_id: str) -> None:
         self.query_one("#panes", TabbedContent).active = pane_id
-        if pane_id == "cases":
-            self.query_one("#cases-pane").query_one(CasesTable).focus()
+        target = self.query_one(f"#{pane_id}-pane", Pane).focus_target()
+        if target is not None:
+            target.focus()
         else:
             self.set_focus(None)  # keys go to the app until the user tabs into the pane
 
     def action_help(self) -> None:
         groups = [("Workstation", list(self.BINDINGS)),
                   ("Cases", list(CasesPane.BINDINGS) + list(CasesTable.BINDINGS)),
-                  ("Case", list(CaseDetailPane.BINDINGS))]
+                  ("Case", list(CaseDetailPane.BINDINGS)),
+                  ("Readers", list(ReadersPane.BINDINGS))]
         self.push_screen(HelpScreen(groups))
 
     def action_open(self) -> None:
@@ -184,8 +200,10 @@ class BsxApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Everything with a key is also in the command palette (ctrl+p)."""
         yield from super().get_system_commands(screen)
+        if isinstance(screen, ReadingScreen):
+            return
         for number, (pane_id, label, _, description) in enumerate(PANES, start=1):
-            yield SystemCommand(f"Go to {label}", f"{description} (key {number})",
+            yield SystemCommand(f"Go to {label}", f"{description} (key {pane_key(number)})",
                                 lambda pane_id=pane_id: self.action_show_pane(pane_id))
         yield SystemCommand("Open run or cohort", "file picker (key o)", self.action_open)
         yield SystemCommand("Start validation", "from the Run form (key v)", self.action_validate)
@@ -194,4 +212,20 @@ class BsxApp(App[None]):
         yield SystemCommand("Export run PDF", "reports (key p)", self.action_export_run)
         yield SystemCommand("Export case PDF", "the open case (key e)", self.action_export_case)
         yield SystemCommand("Toggle light/dark", "theme (key t)", self.action_toggle_theme)
+        yield SystemCommand("Refresh reader study", "progress and MRMC (Readers pane, key r)",
+                            lambda: self._readers_pane().action_refresh_study())
+        yield SystemCommand("Lock reading phase", "the selected row's phase (Readers pane, key l)",
+                            lambda: self._readers_pane().action_lock_phase(True))
+        yield SystemCommand("Unlock reading phase", "the selected row's phase (Readers pane, key u)",
+                            lambda: self._readers_pane().action_lock_phase(False))
+        yield SystemCommand("Read as reader", "the selected row's reader (Readers pane, key s)",
+                            lambda: self._readers_pane().action_read())
         yield SystemCommand("Show keys", "help screen (key ?)", self.action_help)
+
+    def _readers_pane(self) -> ReadersPane:
+        return self.query_one("#readers-pane", ReadersPane)
+
+
+# Every action of the workstation's own keys and palette; off while the reading screen is up.
+WORKSTATION_ACTIONS = frozenset({"show_pane", "help", "open", "validate", "cancel", "train", "export_run",
+                                 "export_case", "toggle_theme", "command_palette"})

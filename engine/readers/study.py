@@ -393,6 +393,10 @@ class Study:
         self._phase_row(phase)
         self._write("UPDATE phases SET locked = ? WHERE name = ?", (int(locked), phase))
 
+    def locked_phases(self) -> list[str]:
+        """The phases an administrator has locked, in reading order."""
+        return [r[0] for r in self._con.execute("SELECT name FROM phases WHERE locked ORDER BY position")]
+
     def _phase_row(self, phase: str) -> tuple[int, bool, bool]:
         row = self._con.execute("SELECT position, shows_ai, locked FROM phases WHERE name = ?", (phase,)).fetchone()
         if row is None:
@@ -490,6 +494,20 @@ class Study:
         rows = self._con.execute("SELECT * FROM ratings WHERE reader_id = ? ORDER BY rated_at", (reader,))
         return [Rating(*row) for row in rows]
 
+    def case_ratings(self, case_id: str) -> list[dict[str, Any]]:
+        """Admin and analysis view: every reader's ratings of one case, in phase then reader order.
+
+        Never for the reading pane, which shows a reader only their own ratings (`ratings_of`).
+        """
+        if self._con.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
+            raise BsxError(f"case '{case_id}' is not in the study", path=self.path)
+        rows = self._con.execute(
+            "SELECT r.reader_id, r.phase, r.value, r.diagnosis, r.management, r.note, r.seconds, r.rated_at "
+            "FROM ratings r JOIN phases p ON p.name = r.phase JOIN readers d ON d.reader_id = r.reader_id "
+            "WHERE r.case_id = ? ORDER BY p.position, d.rowid", (case_id,))
+        keys = ("reader", "phase", "value", "diagnosis", "management", "note", "seconds", "timestamp")
+        return [dict(zip(keys, row)) for row in rows]
+
     def progress(self, now: datetime | None = None) -> list[PhaseProgress]:
         """Admin view: per reader and phase, rated / total and how many are open now."""
         total = len(self.case_ids())
@@ -504,17 +522,24 @@ class Study:
         return out
 
     # -- analysis
-    def ratings_frame(self, *, algorithm_reader: str | None = None) -> pd.DataFrame:
+    def ratings_frame(self, *, algorithm_reader: str | None = None,
+                      phases: list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
         """All ratings as the long interchange frame; phases are the modalities.
 
         With `algorithm_reader`, the stored AI probability joins as one more
         reader (same score in every phase), for the algorithm-vs-readers test.
+        `phases` keeps only those modalities (e.g. the phases every reader has
+        finished, while a later one is still being read).
         """
         frame = pd.read_sql_query(
             "SELECT r.reader_id AS reader, r.phase AS modality, r.case_id AS 'case', c.truth AS truth, "
             "r.value AS rating FROM ratings r JOIN cases c USING (case_id) "
             "JOIN phases p ON p.name = r.phase JOIN readers d ON d.reader_id = r.reader_id "
             "ORDER BY p.position, d.rowid, c.rowid", self._con)
+        if phases is not None:
+            for phase in phases:
+                self._phase_row(phase)
+            frame = frame[frame["modality"].isin(list(phases))].reset_index(drop=True)
         if algorithm_reader is not None:
             if algorithm_reader in self.readers:
                 raise BsxError(f"'{algorithm_reader}' is a human reader in this study",
@@ -532,12 +557,13 @@ class Study:
         return frame[["reader", "modality", "case", "truth", "rating"]]
 
     def analyze(self, *, algorithm_reader: str | None = None, drop_incomplete: bool = False,
-                covariance: str = "jackknife", threshold: float | None = None):
-        """MRMC analysis of the ratings entered so far (phases as modalities)."""
+                covariance: str = "jackknife", threshold: float | None = None,
+                phases: list[str] | tuple[str, ...] | None = None):
+        """MRMC analysis of the ratings entered so far (phases as modalities; `phases` to choose some)."""
         from engine.mrmc import analyze_mrmc
         from engine.readers.interchange import to_mrmc_data
 
-        data = to_mrmc_data(self.ratings_frame(algorithm_reader=algorithm_reader),
+        data = to_mrmc_data(self.ratings_frame(algorithm_reader=algorithm_reader, phases=phases),
                             drop_incomplete=drop_incomplete, source=self.path)
         return analyze_mrmc(data, covariance=covariance, algorithm_reader=algorithm_reader, threshold=threshold)
 

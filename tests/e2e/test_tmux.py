@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 TMUX = shutil.which("tmux")
 BSX = Path(sys.executable).with_name("bsx")
-PANE_NAMES = ["Cohort", "Run", "Cases", "Case", "Perf", "Fairness", "Drift", "Integrity", "Reports"]
+PANE_NAMES = ["Cohort", "Run", "Cases", "Case", "Perf", "Fairness", "Drift", "Integrity", "Reports", "Readers"]
 
 
 def tmux(*args: str) -> str:

@@ -299,3 +299,32 @@ def test_lrc_refuses_incomplete_export(tmp_path: Path):
                           "truth": [0, 1, 0], "rating": [1.0, 2.0, 3.0]})
     with pytest.raises(BsxError, match="incomplete"):
         write_ratings(frame, tmp_path / "x.lrc")
+
+
+def test_case_ratings_is_the_admin_view_across_readers_in_phase_order(study: Study):
+    read_all(study, "ben", "unaided")
+    read_all(study, "ana", "unaided")
+    read_all(study, "ana", "aided", stop_after=12)
+    case = study.case_ids()[0]
+    rows = study.case_ratings(case)
+    assert [(r["phase"], r["reader"]) for r in rows] == [("unaided", "ana"), ("unaided", "ben"), ("aided", "ana")]
+    mine = {(r.phase, r.value, r.rated_at) for r in study.ratings_of("ana") if r.case_id == case}
+    assert {(r["phase"], r["value"], r["timestamp"]) for r in rows if r["reader"] == "ana"} == mine
+    assert set(rows[0]) == {"reader", "phase", "value", "diagnosis", "management", "note", "seconds", "timestamp"}
+    assert rows[0]["diagnosis"] == "nevus" and rows[0]["seconds"] == 4.2
+    with pytest.raises(BsxError, match="not in the study"):
+        study.case_ratings("no-such-case")
+
+
+def test_analyze_can_be_limited_to_finished_phases(study: Study):
+    read_all(study, "ana", "unaided")
+    read_all(study, "ben", "unaided")
+    read_all(study, "ana", "aided", stop_after=3)
+    with pytest.raises(BsxError, match="incomplete"):
+        study.analyze()
+    doc = study.analyze(phases=["unaided"]).to_json()
+    assert doc["modalities"] == ["unaided"] and doc["readers"] == ["ana", "ben"] and doc["comparisons"] == []
+    with pytest.raises(BsxError, match="unknown phase"):
+        study.analyze(phases=["later"])
+    study.set_phase_locked("aided")
+    assert study.locked_phases() == ["aided"]

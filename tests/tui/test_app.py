@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from tui.app import PANES, BsxApp
+from tui.app import PANES, BsxApp, pane_key
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.cases_table import CasesTable, misclassified_mask
@@ -40,12 +40,12 @@ async def test_open_run_and_switch_every_pane(tiny_run: Path) -> None:
         tabs = app.query_one("#panes")
         assert tabs.active == "run"
         assert tiny_run.name in text_of(app, "#run-summary")
-        # all nine pane names fit in the first screen's tab row
+        # all ten pane names fit in the first screen's tab row
         labels = [str(tab.label) for tab in app.query("Tab")]
-        assert labels == [label for _, label, _, _ in PANES]
+        assert labels == [label for _, label, _, _ in PANES] and len(labels) == 10
         assert all(tab.region.right <= SIZE[0] and tab.region.width > 0 for tab in app.query("Tab"))
         for number, (pane_id, *_rest) in enumerate(PANES, start=1):
-            await pilot.press(str(number))
+            await pilot.press(pane_key(number))
             await pilot.pause()
             assert tabs.active == pane_id
         assert "cases" in text_of(app, "#cohort-summary")
@@ -57,6 +57,7 @@ async def test_open_run_and_switch_every_pane(tiny_run: Path) -> None:
         assert "integrity" in integrity and any(b in integrity for b in ("High", "Stable", "Review required"))
         assert app.query_one("#integrity-checks").row_count > 0
         assert app.query_one("#integrity-ledger").row_count > 0
+        assert "No reader study attached" in text_of(app, "#readers-study")
 
 
 async def test_help_screen_lists_action_ids(tiny_run: Path) -> None:

@@ -75,6 +75,53 @@ def test_create_status_lock_export_analyze(run_dir: Path, tmp_path: Path, capsys
     assert "Global test of equal AUC" in human and "RRRC" in human and "not a diagnostic device" in human
 
 
+def test_create_from_a_run_records_the_study_in_run_json_and_the_ledger(run_dir: Path, tmp_path: Path, capsys):
+    from engine.readers.attach import attached_study
+    from engine.runfolder import RunFolder
+
+    folder = RunFolder(run_dir)
+    folder.write_json("run", {"name": "run", "status": "complete"})
+    folder.append_ledger("validate-finished")
+    study_path = tmp_path / "elsewhere" / "study.sqlite"
+    assert main(["reader", "create", "--from", str(run_dir), "--out", str(study_path), "--readers", "ana,ben"]) == 0
+    assert "recorded in" in capsys.readouterr().out
+    info = folder.run_info()
+    assert info["reader_study"] == str(study_path.resolve()) and info["status"] == "complete"
+    entry = folder.ledger()[-1]
+    assert entry["event"] == "reader-study-created" and entry["path"] == str(study_path.resolve())
+    assert entry["readers"] == ["ana", "ben"] and entry["phases"] == ["unaided", "aided"]
+    assert "replaces" not in entry
+    assert attached_study(run_dir) == study_path.resolve()
+
+    second = tmp_path / "second.sqlite"
+    assert main(["reader", "create", "--from", str(run_dir), "--out", str(second), "--phases", "unaided"]) == 0
+    assert folder.ledger()[-1]["replaces"] == str(study_path.resolve())
+    second.unlink()  # the recorded file is gone: nothing is attached any more ...
+    assert attached_study(run_dir) is None
+    beside = run_dir / "reader_study.sqlite"  # ... until a study sits beside the run under the default name
+    study_path.rename(beside)
+    assert attached_study(run_dir) == beside
+
+
+def test_create_from_a_bare_predictions_folder_says_it_is_not_recorded(run_dir: Path, tmp_path: Path, capsys):
+    assert main(["reader", "create", "--from", str(run_dir), "--out", str(tmp_path / "s.sqlite")]) == 0
+    assert "not recorded in a run" in capsys.readouterr().err
+    assert not (run_dir / "run.json").exists()
+
+
+def test_attach_refuses_a_foreign_file_and_leaves_run_json_alone(run_dir: Path, tmp_path: Path):
+    from cohorts.errors import BsxError
+    from engine.readers.attach import attach_study
+    from engine.runfolder import RunFolder
+
+    RunFolder(run_dir).write_json("run", {"name": "run"})
+    foreign = tmp_path / "foreign.sqlite"
+    foreign.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
+    with pytest.raises(BsxError):
+        attach_study(run_dir, foreign)
+    assert RunFolder(run_dir).run_info() == {"name": "run"} and RunFolder(run_dir).ledger() == []
+
+
 def test_analyze_vandyke_json_matches_published_headline(capsys):
     if not VANDYKE.is_file():
         pytest.skip("shared reader-study data not mounted")

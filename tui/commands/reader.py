@@ -95,7 +95,25 @@ def _create(args: argparse.Namespace) -> int:
         n_pos = int(chosen["truth"].astype(int).sum())
         out.print(f"created {safe(args.out)}: {len(chosen)} cases ({n_pos} malignant, {len(chosen) - n_pos} benign), "
                   f"phases {safe(', '.join(study.phases))}, readers {safe(', '.join(study.readers) or '(none yet)')}")
+    if source.is_dir():
+        _attach_to_run(source, args.out)
     return 0
+
+
+def _attach_to_run(run_dir: Path, study_path: Path) -> None:
+    """Record the new study in its run, so `bsx tui` and `bsx report` find it."""
+    from engine.readers.attach import attach_study
+    from engine.runfolder import RunFolder
+
+    if not RunFolder(run_dir).exists:
+        err.print(f"[yellow]note:[/yellow] {safe(run_dir)} has no run.json: the study is not recorded in a run")
+        return
+    try:
+        attached = attach_study(run_dir, study_path)
+    except BsxError as exc:
+        raise BsxError(f"created {study_path} but could not record it in the run ({exc.message})", path=run_dir,
+                       fix=f"repair run.json, or move the study to {run_dir / 'reader_study.sqlite'}") from None
+    out.print(f"recorded in {safe(run_dir / 'run.json')} (reader_study: {safe(attached)})")
 
 
 def _read(args: argparse.Namespace) -> int:

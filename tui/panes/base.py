@@ -15,7 +15,9 @@ from typing import Any
 import pandas as pd
 from rich.text import Text
 from textual.containers import Container
+from textual.widget import Widget
 
+from engine.readers.attach import attached_study
 from engine.runfolder import RunFolder
 
 BAND_STYLES = {"High": "bold green", "Stable": "bold yellow", "Review required": "bold red"}
@@ -32,6 +34,7 @@ class RunData:
     fairness: pd.DataFrame | None = None
     drift: dict[str, Any] | None = None
     integrity: dict[str, Any] | None = None
+    study_path: Path | None = None  # the attached reader study, if its file exists
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -52,6 +55,7 @@ class RunData:
         data.metrics = data._optional_json("metrics")
         data.drift = data._optional_json("drift")
         data.integrity = data._optional_json("integrity")
+        data.study_path = attached_study(folder.path, info)
         if folder.has("fairness"):
             try:
                 data.fairness = folder.fairness()
@@ -128,3 +132,7 @@ class Pane(Container):
 
     def show_run(self, run: RunData) -> None:
         """Redraw for a newly opened run; the default ignores runs."""
+
+    def focus_target(self) -> Widget | None:
+        """The widget that takes the keys when the pane is shown; None leaves them with the app."""
+        return None

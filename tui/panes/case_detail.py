@@ -11,6 +11,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
+from cohorts.errors import BsxError
+from engine.readers.study import Study
 from tui.panes.base import Pane, RunData, fmt, kv_table
 from tui.widgets.charts import Chart
 from tui.widgets.images import image_widget
@@ -41,16 +43,52 @@ def prediction_text(row: dict[str, Any], class_names: list[str]) -> Text:
     return kv_table(rows, key_width=12)
 
 
-def ratings_text(case_json: dict[str, Any]) -> Text:
-    """Reader ratings recorded for the case, if a reader study wrote any."""
+def ratings_text(case_json: dict[str, Any], none_message: str = "none recorded") -> Text:
+    """Reader ratings stored in the case's JSON (older runs); `none_message` when there are none."""
     ratings = case_json.get("ratings") or case_json.get("reader_ratings") or []
     if not ratings:
-        return Text("reader ratings: none recorded", style="dim")
+        return Text(f"reader ratings: {none_message}", style="dim")
     text = Text("reader ratings\n", style="bold")
     for rating in ratings:
         text.append(f"  {rating.get('reader', '?')}: {rating.get('score', rating.get('rating', '?'))}\n")
     text.rstrip()
     return text
+
+
+def study_ratings_text(ratings: list[dict[str, Any]]) -> Text:
+    """Every reader's ratings of the case from the attached study (`Study.case_ratings`), as plain Text."""
+    text = Text(f"reader ratings ({len(ratings)})\n", style="bold")
+    for rating in ratings:
+        text.append(f"  {rating['phase']:<9} ", style="dim")
+        text.append(f"{rating['reader']}: ")
+        text.append(fmt(float(rating["value"]), 0 if float(rating["value"]).is_integer() else 1), style="bold")
+        details = [rating.get("diagnosis"), rating.get("management")]
+        if rating.get("seconds") is not None:
+            details.append(f"{float(rating['seconds']):.0f} s")
+        shown = [str(d) for d in details if d]
+        if shown:
+            text.append("  " + ", ".join(shown), style="dim")
+        if rating.get("note"):
+            text.append(f"  note: {rating['note']}")
+        text.append("\n")
+    text.rstrip()
+    return text
+
+
+def case_ratings_text(study_path: Path | None, case_id: str, case_json: dict[str, Any]) -> Text:
+    """Ratings from the run's attached study, else from the case JSON; says which is missing."""
+    if study_path is None:
+        return ratings_text(case_json, "no reader study attached")
+    try:
+        with Study(study_path) as study:
+            ratings = study.case_ratings(case_id) if case_id in set(study.case_ids()) else None
+    except BsxError as exc:
+        return Text(f"reader ratings: the study cannot be read ({exc})", style="red")
+    if ratings is None:
+        return ratings_text(case_json, "this case is not in the reader study")
+    if not ratings:
+        return ratings_text(case_json, "no ratings yet")
+    return study_ratings_text(ratings)
 
 
 class CaseDetailPane(Pane):
@@ -103,7 +141,8 @@ class CaseDetailPane(Pane):
                       if key in row], key_width=11))
         self._show_images(row)
         self._show_histogram(self.run.mc_samples(position))
-        self.query_one("#case-ratings", Static).update(ratings_text(self._case_json(str(case_id))))
+        self.query_one("#case-ratings", Static).update(
+            case_ratings_text(self.run.study_path, str(case_id), self._case_json(str(case_id))))
 
     def _case_json(self, case_id: str) -> dict[str, Any]:
         path = self.run.folder.case_json_path(case_id) if self.run else None

@@ -36,6 +36,9 @@ class CasesPane(Pane):
     def table(self) -> CasesTable:
         return self.query_one("#cases-table", CasesTable)
 
+    def focus_target(self) -> CasesTable:
+        return self.table
+
     def show_run(self, run: RunData) -> None:
         frame = run.predictions
         options = []
