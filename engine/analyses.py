@@ -37,11 +37,13 @@ def subgroups(folder: RunFolder, metrics: dict, config) -> None:
         metrics["fairness"] = {"status": "not estimable", "note": note}
         metrics["heterogeneity"] = {"status": "not estimable", "note": note}
         return
+    age_edges = {"age_edges": tuple(config.age_edges)} if config.age_edges else {}
     table = subgroup_table(predictions, attributes=config.attributes, threshold=config.threshold,
-                           n_boot=config.n_boot, seed=config.seed)
+                           n_boot=config.n_boot, seed=config.seed, reference=config.reference_groups,
+                           min_size=config.min_subgroup_size, **age_edges)
     folder.write_fairness(table)
     metrics["fairness"] = fairness_summary(table)
-    metrics["heterogeneity"] = site_heterogeneity(predictions)
+    metrics["heterogeneity"] = site_heterogeneity(predictions, min_size=config.min_subgroup_size)
 
 
 def _binary_view(predictions: pd.DataFrame, metrics: dict) -> pd.DataFrame:

@@ -60,6 +60,9 @@ class ValidateConfig:
     malignant: list[str] | None = None
     allow_outside_root: bool = False
     attributes: list[str] | None = None
+    reference_groups: dict[str, str] | None = None  # attribute -> group compared against (default: largest)
+    age_edges: list[float] | None = None             # age band edges (default 0,30,45,60,75,120)
+    min_subgroup_size: int = 30
 
     def validate(self) -> None:
         if self.mc_samples < 1:
@@ -71,6 +74,11 @@ class ValidateConfig:
                            fix="use entropy, mutual_info, p_std or expected_entropy")
         if self.batch_size < 1 or self.chunk_size < 1:
             raise BsxError("--batch-size must be at least 1")
+        if self.age_edges is not None and (len(self.age_edges) < 2 or sorted(self.age_edges) != self.age_edges):
+            raise BsxError(f"--age-edges must be at least two increasing numbers (got {self.age_edges})",
+                           fix="write them as 0,40,65,120")
+        if self.min_subgroup_size < 1:
+            raise BsxError("--min-subgroup-size must be at least 1")
 
 
 def _identity(config: ValidateConfig, model_sha: str, fingerprint: str) -> str:

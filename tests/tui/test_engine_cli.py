@@ -69,3 +69,19 @@ def test_train_mlflow_missing_is_a_clear_error(tiny_cohort, tmp_path, monkeypatc
     code = main(["train", "--cohort", str(tiny_cohort), "--out", str(tmp_path / "ck"), "--mlflow"])
     err = capsys.readouterr().err
     assert code == 2 and "biosignal-x[mlflow]" in err and "Traceback" not in err
+
+
+def test_subgroup_settings_reach_the_fairness_table(tiny_external_cohort, tiny_checkpoint, tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "run"
+    code = main(["validate", "--cohort", str(tiny_external_cohort), "--checkpoint", str(tiny_checkpoint),
+                 "--out", str(out), "--mc-samples", "2", "--workers", "0", "--n-boot", "20", "--no-gradcam",
+                 "--reference-group", "sex=female", "--age-edges", "0,50,120", "--min-subgroup-size", "5"])
+    assert code == 0, capsys.readouterr().err
+    table = pd.read_csv(out / "fairness.csv")
+    sex = table[table["attribute"] == "sex"]
+    assert set(sex.loc[sex["is_reference"], "group"]) == {"female"}
+    assert set(table.loc[table["attribute"] == "age_band", "group"]) <= {"0-49", "50-119"}
+    assert main(["validate", "--cohort", str(tiny_external_cohort), "--checkpoint", str(tiny_checkpoint),
+                 "--out", str(tmp_path / "bad"), "--age-edges", "60,20"]) == 2

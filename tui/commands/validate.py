@@ -24,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--reference", default=None, help="reference run folder or cohort for drift")
     parser.add_argument("--calibration", default=None, help="labelled cohort to fit temperature scaling on")
     parser.add_argument("--attributes", default=None, help="subgroup columns (default site,sex,age_band,...)")
+    parser.add_argument("--reference-group", default=None,
+                        help="subgroup each attribute is compared with, e.g. site=A,sex=female (default: largest)")
+    parser.add_argument("--age-edges", default=None, help="age band edges, e.g. 0,40,65,120")
+    parser.add_argument("--min-subgroup-size", type=int, default=30,
+                        help="smaller subgroups are reported as not estimable (default 30)")
     parser.add_argument("--malignant", default=None, help="comma-separated diagnoses counted malignant")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
@@ -42,6 +47,29 @@ def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def _pairs(text: str | None) -> dict[str, str] | None:
+    """'site=A,sex=female' -> {'site': 'A', 'sex': 'female'}."""
+    from cohorts.errors import BsxError
+
+    if not text:
+        return None
+    items = [item.split("=", 1) for item in _split(text)]
+    if any(len(item) != 2 or not item[0] or not item[1] for item in items):
+        raise BsxError(f"cannot read --reference-group '{text}'", fix="write it as site=A,sex=female")
+    return {key.strip(): value.strip() for key, value in items}
+
+
+def _numbers(text: str | None) -> list[float] | None:
+    from cohorts.errors import BsxError
+
+    if not text:
+        return None
+    try:
+        return [float(v) for v in _split(text)]
+    except ValueError:
+        raise BsxError(f"cannot read --age-edges '{text}'", fix="write them as 0,40,65,120") from None
+
+
 def run_validate(args: argparse.Namespace) -> int:
     from engine.validate import ValidateConfig, run_validation
     from tui.console import err
@@ -53,7 +81,9 @@ def run_validate(args: argparse.Namespace) -> int:
         referral_threshold=args.referral_threshold, threshold=args.threshold, reference=args.reference,
         calibration=args.calibration, seed=args.seed, n_boot=args.n_boot, error_tolerance=args.error_tolerance,
         overwrite=args.overwrite, gradcam=not args.no_gradcam, malignant=_split(args.malignant),
-        allow_outside_root=args.allow_outside_root, attributes=_split(args.attributes))
+        allow_outside_root=args.allow_outside_root, attributes=_split(args.attributes),
+        reference_groups=_pairs(args.reference_group), age_edges=_numbers(args.age_edges),
+        min_subgroup_size=args.min_subgroup_size)
     if args.workers is not None:
         config.workers = args.workers
     with progress_callback("validating") as progress:
