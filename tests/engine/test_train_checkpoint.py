@@ -117,3 +117,10 @@ def test_epoch_figures_match_scikit_learn():
     p3 = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     assert epoch_figures(y3, p3)["val_auc"] == pytest.approx(roc_auc_score(y3, p3, multi_class="ovr"))
     assert np.isnan(epoch_figures(np.array([0, 0, 0, 1]), np.array([0.1, 0.2, 0.3, 0.9]))["val_auc"])
+
+
+def test_a_split_left_empty_by_grouping_is_refused():
+    cases = pd.DataFrame({"patient_id": ["P1"] * 10, "lesion_id": None, "case_id": [str(i) for i in range(10)],
+                          "site": "A"})
+    with pytest.raises(BsxError, match="side empty"):
+        grouped_split(cases, np.array([0, 1] * 5), 0.2, seed=0)
