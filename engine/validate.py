@@ -240,6 +240,45 @@ def _write_case_files(folder: RunFolder, frame: pd.DataFrame, samples: np.ndarra
         atomic_write_json(folder.case_json_path(record["case_id"]), record)
 
 
+def _infer(folder: RunFolder, checkpoint: Checkpoint, cohort, meta: np.ndarray, config: ValidateConfig,
+           run_info: dict, progress: Progress | None, should_stop: Callable[[], bool] | None,
+           say: Callable[[str], None]) -> tuple[pd.DataFrame, np.ndarray, float]:
+    """MC Dropout over the usable cases (resumable chunks), then predictions, samples and embeddings."""
+    usable, cases = cohort.usable, cohort.cases
+    paths = [p for p, ok in zip(cases["image_path"].tolist(), usable) if ok]
+    say("inference")
+    try:
+        _run_chunks(folder, checkpoint, paths, meta[usable], config, progress, should_stop)
+    except (Cancelled, KeyboardInterrupt):
+        run_info["status"] = "interrupted"
+        folder.write_json("run", run_info)
+        folder.append_ledger("validate-interrupted")
+        raise
+    say("writing predictions")
+    results = _load_chunks(folder) if paths else {
+        "samples": np.zeros((config.mc_samples, 0)), "logits": np.zeros((0, 1)),
+        "embeddings": np.zeros((0, checkpoint.model.embedding_dim), np.float32), "errors": np.array([], str)}
+    frame, samples, embeddings, threshold = _predictions_frame(cases, usable, _cohort_errors(cohort), results,
+                                                               checkpoint, config)
+    _check_probabilities(frame)
+    folder.write_predictions(frame)
+    folder.write_array("mc_samples", samples)
+    folder.write_array("embeddings", embeddings)
+    return frame, samples, threshold
+
+
+def _reuse_predictions(folder: RunFolder, config: ValidateConfig) -> tuple[pd.DataFrame, np.ndarray, float]:
+    """A completed run's predictions with the referral decision redone for the current settings."""
+    frame = folder.predictions()
+    ok = frame["error"].isna().to_numpy()
+    flagged, threshold = referral_flags(frame[config.referral_score].to_numpy(dtype=float), ok,
+                                        config.referral_rate, config.referral_threshold)
+    frame["flagged"] = flagged
+    folder.write_predictions(frame)
+    folder.append_ledger("validate-reuse", reason="inference complete for this model, cohort and sampling")
+    return frame, np.asarray(folder.load_array("mc_samples", mmap=False)), threshold
+
+
 def run_validation(config: ValidateConfig, progress: Progress | None = None,
                    should_stop: Callable[[], bool] | None = None,
                    stage: Callable[[str], None] | None = None) -> RunFolder:
@@ -283,26 +322,14 @@ def run_validation(config: ValidateConfig, progress: Progress | None = None,
     folder.write_json("run", run_info)
     folder.append_ledger("validate-start", identity=identity, model_sha256=checkpoint.sha256,
                          cohort_fingerprint=cohort.fingerprint, resumed=bool(previous))
-    paths = cases["image_path"].where(usable, "").tolist()
-    paths = [p for p, ok in zip(paths, usable) if ok]
-    say("inference")
-    try:
-        _run_chunks(folder, checkpoint, paths, meta[usable], config, progress, should_stop)
-    except (Cancelled, KeyboardInterrupt):
-        run_info["status"] = "interrupted"
-        folder.write_json("run", run_info)
-        folder.append_ledger("validate-interrupted")
-        raise
-    say("writing predictions")
-    results = _load_chunks(folder) if paths else {
-        "samples": np.zeros((config.mc_samples, 0)), "logits": np.zeros((0, 1)),
-        "embeddings": np.zeros((0, checkpoint.model.embedding_dim), np.float32), "errors": np.array([], str)}
-    frame, samples, embeddings, threshold = _predictions_frame(cases, usable, _cohort_errors(cohort), results,
-                                                               checkpoint, config)
-    _check_probabilities(frame)
-    folder.write_predictions(frame)
-    folder.write_array("mc_samples", samples)
-    folder.write_array("embeddings", embeddings)
+    if previous.get("identity") == identity and folder.has("predictions") and folder.has("mc_samples"):
+        # Same model, cohort and sampling, inference finished (predictions are written only after the last
+        # chunk): the predictions stand; only the referral decision and the analyses are redone.
+        say("inference already complete: reusing predictions")
+        frame, samples, threshold = _reuse_predictions(folder, config)
+    else:
+        frame, samples, threshold = _infer(folder, checkpoint, cohort, meta, config, run_info, progress,
+                                           should_stop, say)
     _write_case_files(folder, frame, samples, folder.path.name)
     run_info["referral"] = {"score": config.referral_score, "rate": config.referral_rate, "threshold": threshold,
                             "flagged": int(frame["flagged"].sum())}

@@ -153,3 +153,22 @@ def test_multiclass_model_end_to_end(tiny_cohort, tiny_external_cohort, tmp_path
     metrics = folder.read_json("metrics")
     assert metrics["task"] == "multiclass" and set(metrics["per_class"]) <= set(run["class_names"])
     assert folder.has("fairness")  # subgroups analysed on the malignant-vs-benign view of the classes
+
+
+def test_rerunning_a_finished_run_reuses_its_predictions(tiny_external_cohort, tiny_checkpoint, tmp_path,
+                                                         monkeypatch):
+    import engine.validate
+
+    first = validate_tiny(tiny_external_cohort, tiny_checkpoint, tmp_path / "run", gradcam=False)
+    before = first.predictions()
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("inference ran again on a finished run")
+
+    monkeypatch.setattr(engine.validate, "mc_predict", no_inference)
+    again = validate_tiny(tiny_external_cohort, tiny_checkpoint, tmp_path / "run", gradcam=False, referral_rate=0.25)
+    after = again.predictions()
+    pd.testing.assert_frame_equal(before.drop(columns="flagged"), after.drop(columns="flagged"))
+    assert after["flagged"].sum() > before["flagged"].sum()
+    assert again.run_info()["referral"]["rate"] == 0.25 and again.run_info()["status"] == "complete"
+    assert "validate-reuse" in [entry["event"] for entry in again.ledger()]
