@@ -172,58 +172,70 @@ def referral_flags(scores: np.ndarray, ok: np.ndarray, rate: float, threshold: f
     return ok & referred(np.where(ok, scores, -np.inf), threshold), float(threshold)
 
 
-def _predictions_frame(cases: pd.DataFrame, usable: np.ndarray, excluded: dict[int, str], results: dict,
-                       checkpoint: Checkpoint, config: ValidateConfig) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, float]:
-    n, n_usable = len(cases), int(usable.sum())
-    image_errors = results["errors"]
-    ok_usable = image_errors == ""
-    summary = summarise(results["samples"])
+METADATA_COLUMNS = ["lesion_id", "image_path", "diagnosis", "malignant", "age", "sex", "site", "body_site",
+                    "skin_type", "split"]
+
+
+def _truth(cases: pd.DataFrame, checkpoint: Checkpoint) -> np.ndarray:
+    """Binary: the malignant label. Multiclass: the index of the diagnosis among the model's classes."""
+    if checkpoint.task == "binary":
+        return cases["malignant"].to_numpy(dtype=float)
+    lookup = {c: i for i, c in enumerate(checkpoint.class_names)}
+    return cases["diagnosis"].map(lambda d: lookup.get(d, np.nan) if isinstance(d, str) else np.nan).to_numpy(float)
+
+
+def _case_errors(cases: pd.DataFrame, usable: np.ndarray, excluded: dict[int, str],
+                 image_errors: np.ndarray) -> np.ndarray:
+    """One message per case ('' when fine): cohort row errors, then image decoding errors."""
+    errors = np.array([excluded.get(row, "") for row in cases["source_row"]], dtype=object)
+    errors[np.flatnonzero(usable)] = image_errors
+    return errors
+
+
+def _model_columns(summary, logits: np.ndarray, checkpoint: Checkpoint) -> dict[str, np.ndarray]:
+    """Per usable case: probabilities, uncertainty, prediction and the dropout-off logits."""
     binary = checkpoint.task == "binary"
-    frame = pd.DataFrame({"case_id": cases["case_id"].astype(str), "patient_id": cases["patient_id"]})
+    rows = np.arange(len(summary.pred))
+    columns = {"p_mean": summary.p_mean[:, 1] if binary else summary.p_mean[rows, summary.pred],
+               **{name: getattr(summary, name) for name in ("p_std", "entropy", "expected_entropy", "mutual_info")},
+               "pred": summary.pred.astype(float)}
     if binary:
-        truth = cases["malignant"].to_numpy(dtype=float)
-    else:
-        lookup = {c: i for i, c in enumerate(checkpoint.class_names)}
-        truth = cases["diagnosis"].map(lambda d: lookup.get(d, np.nan) if isinstance(d, str) else np.nan).to_numpy(float)
-    frame["truth"] = truth
-
-    def spread(values: np.ndarray, fill=np.nan) -> np.ndarray:
-        out = np.full((n,) + values.shape[1:], fill, dtype=float)
-        out[np.flatnonzero(usable)] = values
-        out[np.flatnonzero(usable)[~ok_usable]] = fill
-        return out
-
-    p_mean = summary.p_mean[:, 1] if binary else summary.p_mean[np.arange(n_usable), summary.pred]
-    frame["p_mean"] = spread(p_mean)
-    for name in ("p_std", "entropy", "expected_entropy", "mutual_info"):
-        frame[name] = spread(getattr(summary, name))
-    frame["pred"] = pd.array(np.where(np.isnan(spread(summary.pred.astype(float))), np.nan,
-                                      spread(summary.pred.astype(float))), dtype="Int64")
-    if binary:
-        frame["logit"] = spread(results["logits"][:, 0])
+        columns["logit"] = logits[:, 0]
     else:
         for k, name in enumerate(checkpoint.class_names):
-            frame[f"prob_{name}"] = spread(summary.p_mean[:, k])
-            frame[f"logit_{name}"] = spread(results["logits"][:, k])
-    errors = np.array([""] * n, dtype=object)
-    for index, row in enumerate(cases["source_row"]):
-        if row in excluded:
-            errors[index] = excluded[row]
-    errors[np.flatnonzero(usable)] = np.where(ok_usable, errors[np.flatnonzero(usable)], image_errors)
+            columns[f"prob_{name}"] = summary.p_mean[:, k]
+            columns[f"logit_{name}"] = logits[:, k]
+    return columns
+
+
+def _spread(values: np.ndarray, usable: np.ndarray, ok: np.ndarray, dtype=float) -> np.ndarray:
+    """Values computed for the usable cases, placed at their rows; NaN for every case with an error."""
+    out = np.full((len(usable),) + values.shape[1:], np.nan, dtype=dtype)
+    out[np.flatnonzero(usable)] = values
+    out[~ok] = np.nan
+    return out
+
+
+def _predictions_frame(cases: pd.DataFrame, usable: np.ndarray, excluded: dict[int, str], results: dict,
+                       checkpoint: Checkpoint, config: ValidateConfig
+                       ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, float]:
+    """predictions.parquet, mc_samples and embeddings for every case of the cohort (errors kept, as NaN)."""
+    summary = summarise(results["samples"])
+    errors = _case_errors(cases, usable, excluded, results["errors"])
     ok = errors == ""
+    frame = pd.DataFrame({"case_id": cases["case_id"].astype(str), "patient_id": cases["patient_id"],
+                          "truth": _truth(cases, checkpoint)})
+    for name, values in _model_columns(summary, results["logits"], checkpoint).items():
+        frame[name] = _spread(values, usable, ok)
+    frame["pred"] = frame["pred"].astype("Int64")
     flagged, threshold = referral_flags(frame[config.referral_score].to_numpy(), ok, config.referral_rate,
                                         config.referral_threshold)
     frame["flagged"] = flagged
     frame["error"] = pd.Series(errors, dtype=object).where(~ok, None)
-    for column in ("lesion_id", "image_path", "diagnosis", "malignant", "age", "sex", "site", "body_site",
-                   "skin_type", "split"):
+    for column in METADATA_COLUMNS:
         frame[column] = cases[column].to_numpy()
-    samples = np.full((n, summary.reported.shape[0]), np.nan, dtype=np.float32)
-    samples[np.flatnonzero(usable)] = summary.reported.T
-    samples[~ok] = np.nan
-    embeddings = np.full((n, results["embeddings"].shape[1]), np.nan, dtype=np.float32)
-    embeddings[np.flatnonzero(usable)] = results["embeddings"]
-    embeddings[~ok] = np.nan
+    samples = _spread(summary.reported.T, usable, ok, np.float32)
+    embeddings = _spread(results["embeddings"], usable, ok, np.float32)
     return frame, samples, embeddings, threshold
 
 
