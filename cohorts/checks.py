@@ -48,7 +48,8 @@ class RowChecker:
                      "(fix: write the age in years)")
         out_of_range = (numbers < 0) | (numbers > 120)
         for index in np.flatnonzero(out_of_range.to_numpy()):
-            self.add("warning", index, "age", f"age {numbers.iat[index]:g} is outside 0-120; treated as missing")
+            self.add("warning", index, "age", f"age {numbers.iat[index]:g} is outside 0-120; treated as missing "
+                     "(fix: correct the age, or leave it blank when unknown)")
         self.frame["age"] = numbers.where(~out_of_range).astype(float)
 
     def sexes(self) -> None:
@@ -57,7 +58,7 @@ class RowChecker:
         unknown = mapped.isna() & ~lowered.isin(SEX_MISSING)
         for index in np.flatnonzero(unknown.to_numpy()):
             self.add("warning", index, "sex", f"unknown sex value '{self.frame['sex'].iat[index]}'; "
-                     "treated as missing (expected male/female)")
+                     "treated as missing (fix: write male or female, or leave it blank)")
         self.frame["sex"] = mapped.astype(object).where(mapped.notna(), None)
 
     def skin_types(self) -> None:
@@ -66,7 +67,7 @@ class RowChecker:
         valid = raw.isin(SKIN_TYPES)
         for index in np.flatnonzero((~valid & (raw != "")).to_numpy()):
             self.add("warning", index, "skin_type", f"unknown skin type '{self.frame['skin_type'].iat[index]}'; "
-                     "treated as missing (expected Fitzpatrick I-VI or 1-6)")
+                     "treated as missing (fix: write the Fitzpatrick type as I-VI or 1-6)")
         self.frame["skin_type"] = raw.where(valid, None)
 
     def blanks_to_none(self, columns: list[str]) -> None:
@@ -133,7 +134,8 @@ class RowChecker:
         repeated = set(counts[counts > 1].index)
         for index, path in enumerate(resolved):
             if path in repeated:
-                self.add("warning", index, "image_path", "the same image file is used by several rows")
+                self.add("warning", index, "image_path", "the same image file is used by several rows "
+                          "(fix: check for duplicated or copy-pasted rows)")
 
     def _resolve_one(self, index: int, value: str, root: Path, root_real: str, allow: bool,
                      dir_cache: dict[str, str]) -> str | None:
@@ -154,7 +156,7 @@ class RowChecker:
             info = None
         except OSError as exc:
             self.add("error", index, "image_path", f"image path '{value}' cannot be resolved ({exc.strerror}; "
-                     "a symlink loop?)")
+                     "a symlink loop?) (fix: replace the link with the image file)")
             return None
         inside = real == root_real or real.startswith(root_real + os.sep)
         if not inside and not allow:
@@ -162,10 +164,12 @@ class RowChecker:
                      f"{root} (fix: move the image inside it, or pass --allow-outside-root)")
             return None
         if info is None:
-            self.add("error", index, "image_path", f"image file '{value}' not found under {root}")
+            self.add("error", index, "image_path", f"image file '{value}' not found under {root} "
+                     "(fix: correct image_path or restore the file)")
             return None
         if info.st_size == 0:
-            self.add("error", index, "image_path", f"image file '{value}' is empty (0 bytes)")
+            self.add("error", index, "image_path", f"image file '{value}' is empty (0 bytes) "
+                     "(fix: re-export the image or drop the row)")
             return None
         return real
 

@@ -81,5 +81,5 @@ def check_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> str | None:
     try:
         load_rgb(path, size=64, max_pixels=max_pixels)
     except ImageLoadError as exc:
-        return exc.message
+        return f"{exc.message} (fix: {exc.fix})" if exc.fix else exc.message
     return None
