@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 import stat
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from cohorts.images import MAX_PIXELS, check_image
+from cohorts.images import MAX_PIXELS, check_images_bounded
 from cohorts.schema import SKIN_TYPES, Problem
 
 SEX_VALUES = {"male": "male", "m": "male", "man": "male", "female": "female", "f": "female",
@@ -176,19 +175,12 @@ class RowChecker:
 
 def check_images(frame: pd.DataFrame, file: str, workers: int | None = None, max_pixels: int = MAX_PIXELS,
                  progress: Callable[[int, int], None] | None = None) -> list[Problem]:
-    """Decode every image in parallel (Pillow releases the GIL) and report the unreadable ones."""
+    """Decode every image (in parallel, each within a time budget) and report the unreadable ones."""
     todo = [(i, p) for i, p in enumerate(frame["image_path"]) if isinstance(p, str) and p]
-    problems: list[Problem] = []
-    workers = workers or min(8, (os.cpu_count() or 2) * 2)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, ((index, path), reason) in enumerate(
-                zip(todo, pool.map(lambda item: check_image(item[1], max_pixels), todo)), start=1):
-            if reason:
-                problems.append(Problem("error", file, int(frame.at[index, "source_row"]), "image_path",
-                                        f"{Path(path).name}: {reason}", case_id=str(frame.at[index, "case_id"])))
-            if progress:
-                progress(done, len(todo))
-    return problems
+    reasons = check_images_bounded([path for _, path in todo], max_pixels, workers, progress=progress)
+    return [Problem("error", file, int(frame.at[index, "source_row"]), "image_path", f"{Path(path).name}: {reason}",
+                    case_id=str(frame.at[index, "case_id"]))
+            for (index, path), reason in zip(todo, reasons) if reason]
 
 
 def rows_with_errors(problems: list[Problem]) -> set[str]:

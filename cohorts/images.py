@@ -6,8 +6,10 @@ asked for, always return RGB.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -83,3 +85,52 @@ def check_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> str | None:
     except ImageLoadError as exc:
         return f"{exc.message} (fix: {exc.fix})" if exc.fix else exc.message
     return None
+
+
+DECODE_TIMEOUT_S = 20.0  # per image: far above any real dermoscopy image, short enough to stop a pathological one
+CHECK_CHUNK = 32
+
+
+def _check_chunk(paths: list[str], max_pixels: int) -> list[str | None]:
+    return [check_image(path, max_pixels) for path in paths]
+
+
+def check_images_bounded(paths: list[str], max_pixels: int = MAX_PIXELS, workers: int | None = None,
+                         timeout_s: float = DECODE_TIMEOUT_S,
+                         progress: Callable[[int, int], None] | None = None) -> list[str | None]:
+    """Decode every image in worker processes, each within a time budget.
+
+    Processes, not threads, so a pathological file (a decoder that never
+    finishes) can be stopped: its chunk times out, the chunk is retried image by
+    image, and the image that still overruns is reported; the pool is terminated.
+    """
+    import multiprocessing
+
+    workers = workers or max(1, min(8, os.cpu_count() or 1))
+    chunks = [paths[i:i + CHECK_CHUNK] for i in range(0, len(paths), CHECK_CHUNK)]
+    results: list[str | None] = []
+    # spawn: safe from threaded callers (the Textual app), and no torch state is inherited.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pending = [pool.apply_async(_check_chunk, (chunk, max_pixels)) for chunk in chunks]
+        for chunk, job in zip(chunks, pending):
+            try:
+                results += job.get(timeout=timeout_s * len(chunk))
+            except multiprocessing.TimeoutError:
+                results += _check_one_by_one(pool, chunk, max_pixels, timeout_s)
+            if progress:
+                progress(len(results), len(paths))
+        pool.terminate()  # stops any decoder still stuck on a pathological file
+    return results
+
+
+def _check_one_by_one(pool, chunk: list[str], max_pixels: int, timeout_s: float) -> list[str | None]:
+    import multiprocessing
+
+    reasons: list[str | None] = []
+    for path in chunk:
+        try:
+            reasons.append(pool.apply_async(check_image, (path, max_pixels)).get(timeout=timeout_s))
+        except multiprocessing.TimeoutError:
+            reasons.append(f"decoding took longer than {timeout_s:g} s: a pathological file "
+                           "(fix: re-export the image as a plain JPEG or PNG)")
+    return reasons

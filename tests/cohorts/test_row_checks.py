@@ -115,3 +115,16 @@ def test_reading_never_writes_into_the_cohort(cohort_dir):
     cohort = load_cohort(cohort_dir, images=True)
     _ = cohort.fingerprint
     assert {p: p.stat().st_mtime_ns for p in cohort_dir.rglob("*")} == before
+
+
+def test_an_image_that_overruns_its_decode_budget_is_reported_and_stopped(cohort_dir):
+    from cohorts.images import check_images_bounded
+
+    paths = [str(p) for p in sorted((cohort_dir / "images").iterdir())]
+    seen = []
+    assert check_images_bounded(paths, workers=1, progress=lambda done, total: seen.append((done, total))) == \
+        [None] * len(paths)
+    assert seen[-1] == (len(paths), len(paths))
+    # A budget no decoder can meet stands in for a pathological file: each image is reported, none hangs.
+    reasons = check_images_bounded(paths[:2], workers=1, timeout_s=1e-4)
+    assert all(reason and "took longer" in reason and "fix:" in reason for reason in reasons)
