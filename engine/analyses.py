@@ -107,6 +107,7 @@ def recalibrate(folder: RunFolder, checkpoint, config, integrity: dict, force: b
     """Temperature scaling fitted on a labelled calibration cohort (an adaptive step: gated on integrity)."""
     from cohorts.cohort import load_cohort
     from engine.calibration import fit_calibration
+    from engine.device import resolve_device
     from engine.infer import mc_predict
 
     if integrity.get("score", 0) < 70 and not force:
@@ -118,7 +119,8 @@ def recalibrate(folder: RunFolder, checkpoint, config, integrity: dict, force: b
     meta, _ = checkpoint.encoder.transform(cases)
     logits, errors = [], []
     for batch in mc_predict(checkpoint.model, cases["image_path"].tolist(), meta, checkpoint.preprocessing,
-                            samples=1, batch_size=config.batch_size, workers=config.workers, seed=config.seed):
+                            samples=1, batch_size=config.batch_size, workers=config.workers, seed=config.seed,
+                            device=resolve_device(config.device)):
         logits.append(batch.logits)
         errors += batch.errors
     ok = np.array([e == "" for e in errors])
@@ -173,6 +175,7 @@ def run_analyses(folder: RunFolder, *, checkpoint, config, say: Callable[[str], 
         integrity = record_integrity(folder, checkpoint.sidecar)
     if config.gradcam:
         say("Grad-CAM for flagged cases")
+        checkpoint.model.to("cpu")  # a handful of cases: attribution runs where the images are decoded
         explain_flagged(folder, checkpoint, limit=config.max_gradcam)
     folder.append_ledger("analyses", metrics=True, fairness=True, drift=True, integrity=integrity.get("score"))
     return metrics

@@ -64,10 +64,14 @@ class CaseDataset(Dataset):
         return index, image, torch.from_numpy(self.meta[index]), float(self.labels[index]), error
 
 
-def normalise(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
-    """uint8 NCHW -> float, normalised, channels_last (faster convolutions on CPU)."""
-    mean = torch.tensor(prep.mean).view(1, 3, 1, 1) * 255
-    std = torch.tensor(prep.std).view(1, 3, 1, 1) * 255
+def normalise(images: torch.Tensor, prep: Preprocessing, device: torch.device | None = None) -> torch.Tensor:
+    """uint8 NCHW -> float, normalised, channels_last (faster convolutions), on `device`.
+
+    The move happens before the float conversion: a uint8 batch is a quarter of the bytes to copy.
+    """
+    images = images.to(device) if device is not None else images
+    mean = torch.tensor(prep.mean, device=images.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(prep.std, device=images.device).view(1, 3, 1, 1) * 255
     return ((images.float() - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
@@ -76,8 +80,10 @@ def default_workers() -> int:
 
 
 def make_loader(dataset: CaseDataset, batch_size: int, workers: int, shuffle: bool = False,
-                generator: torch.Generator | None = None, drop_last: bool = False) -> DataLoader:
+                generator: torch.Generator | None = None, drop_last: bool = False,
+                pin_memory: bool = False) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, drop_last=drop_last,
+                      pin_memory=pin_memory,
                       generator=generator, persistent_workers=False,
                       worker_init_fn=_seed_worker if workers else None,
                       multiprocessing_context="fork" if workers and os.name == "posix" else None)

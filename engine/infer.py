@@ -48,20 +48,24 @@ class BatchResult:
 
 def mc_predict(model: FusionModel, image_paths: list[str], meta: np.ndarray, prep: Preprocessing, *,
                samples: int = 30, batch_size: int = 32, workers: int = 0, seed: int = 0,
-               should_stop: Callable[[], bool] | None = None) -> Iterator[BatchResult]:
+               should_stop: Callable[[], bool] | None = None,
+               device: torch.device | str = "cpu") -> Iterator[BatchResult]:
     """Yield results batch by batch (streamed: memory does not grow with the cohort)."""
+    device = torch.device(device)
     dataset = CaseDataset(image_paths, meta, np.zeros(len(image_paths)), prep.image_size)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device=device, memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(seed)
+    loader = make_loader(dataset, batch_size, workers, pin_memory=device.type == "cuda")
     with torch.inference_mode():
-        for indices, images, meta_batch, _labels, errors in make_loader(dataset, batch_size, workers):
+        for indices, images, meta_batch, _labels, errors in loader:
             if should_stop and should_stop():
                 return
             model.eval()
-            embeddings = model.embed(normalise(images, prep))
+            meta_batch = meta_batch.to(device)
+            embeddings = model.embed(normalise(images, prep, device))
             # Seed per batch from the run seed and the first index: reruns and resumes give identical samples.
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) + int(indices[0]))
             logits = sample_heads(model, embeddings, meta_batch, samples)
-            yield BatchResult(indices.numpy(), probabilities(logits).numpy(),
-                              deterministic_logits(model, embeddings, meta_batch).numpy(),
-                              embeddings.numpy().astype(np.float32), list(errors))
+            yield BatchResult(indices.numpy(), probabilities(logits).cpu().numpy(),
+                              deterministic_logits(model, embeddings, meta_batch).cpu().numpy(),
+                              embeddings.cpu().numpy().astype(np.float32), list(errors))

@@ -25,6 +25,7 @@ from cohorts.atomic import atomic_write, atomic_write_text
 from cohorts.errors import BsxError
 from engine.checkpoint import save_checkpoint
 from engine.data import CaseDataset, Preprocessing, default_workers, make_loader, normalise
+from engine.device import resolve_device
 from engine.features import MetadataEncoder
 from engine.infer import probabilities, sample_heads
 from engine.model import FusionModel, ModelConfig
@@ -55,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = field(default_factory=default_workers)
     mc_samples: int = 10
+    device: str = "auto"
     skip_errors: bool = False
     malignant: list[str] | None = None
 
@@ -148,12 +150,13 @@ class Trainer:
         n_outputs = 1 if config.target == "binary" else len(data.class_names)
         self.model_config = ModelConfig(backbone=config.backbone, meta_dim=data.encoder.dim, n_outputs=n_outputs)
         weights = Path(config.backbone_weights) if config.backbone_weights else None
-        self.model = FusionModel(self.model_config, weights).to(memory_format=torch.channels_last)
+        self.device = resolve_device(config.device)
+        self.model = FusionModel(self.model_config, weights).to(device=self.device, memory_format=torch.channels_last)
         self.prep = Preprocessing(image_size=config.image_size)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         steps = max(1, int((~data.val_mask).sum()) // config.batch_size) * config.epochs
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
-        self.criterion = loss_function(data.labels[~data.val_mask], n_outputs)
+        self.criterion = loss_function(data.labels[~data.val_mask], n_outputs).to(self.device)
         paths = data.cases["image_path"].tolist()
         train_idx, val_idx = np.flatnonzero(~data.val_mask), np.flatnonzero(data.val_mask)
         self.train_set = CaseDataset([paths[i] for i in train_idx], data.meta[train_idx], data.labels[train_idx],
@@ -221,8 +224,8 @@ class Trainer:
             keep = torch.tensor([not e for e in errors])
             if not keep.any():
                 continue
-            logits = self.model(normalise(images[keep], self.prep), meta[keep])
-            loss = compute_loss(self.criterion, logits, labels[keep])
+            logits = self.model(normalise(images[keep], self.prep, self.device), meta[keep].to(self.device))
+            loss = compute_loss(self.criterion, logits, labels[keep].to(self.device))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -245,11 +248,13 @@ class Trainer:
             for _idx, images, meta, y, errors in make_loader(self.val_set, config.batch_size, config.workers):
                 keep = torch.tensor([not e for e in errors])
                 self.model.eval()
-                embeddings = self.model.embed(normalise(images[keep], self.prep))
-                logits = self.model.heads(embeddings, meta[keep])
-                losses.append(float(compute_loss(self.criterion, logits, y[keep])) * int(keep.sum()))
-                probs.append(probabilities(logits).numpy())
-                mc_probs.append(probabilities(sample_heads(self.model, embeddings, meta[keep], config.mc_samples)).numpy())
+                meta_kept = meta[keep].to(self.device)
+                embeddings = self.model.embed(normalise(images[keep], self.prep, self.device))
+                logits = self.model.heads(embeddings, meta_kept)
+                losses.append(float(compute_loss(self.criterion, logits, y[keep].to(self.device))) * int(keep.sum()))
+                probs.append(probabilities(logits).cpu().numpy())
+                samples = sample_heads(self.model, embeddings, meta_kept, config.mc_samples)
+                mc_probs.append(probabilities(samples).cpu().numpy())
                 labels.append(y[keep].numpy().astype(int))
         y = np.concatenate(labels)
         p = np.concatenate(probs)

@@ -24,6 +24,7 @@ from cohorts.atomic import atomic_write
 from cohorts.errors import BsxError
 from engine.checkpoint import Checkpoint, load_checkpoint, versions
 from engine.data import default_workers
+from engine.device import resolve_device
 from engine.infer import mc_predict
 from engine.runfolder import ARTIFACTS, RunFolder, sha256_file, utc_now
 from engine.uncertainty import summarise
@@ -51,6 +52,7 @@ class ValidateConfig:
     reference: str | None = None
     calibration: str | None = None
     seed: int = 0
+    device: str = "auto"
     n_boot: int = 1000
     error_tolerance: float = 0.05
     overwrite: bool = False
@@ -140,7 +142,8 @@ def _run_chunks(folder: RunFolder, checkpoint: Checkpoint, paths: list[str], met
         batches = []
         for batch in mc_predict(checkpoint.model, paths[start:stop], meta[start:stop], checkpoint.preprocessing,
                                 samples=config.mc_samples, batch_size=config.batch_size, workers=config.workers,
-                                seed=config.seed * 1_000_003 + k, should_stop=should_stop):
+                                seed=config.seed * 1_000_003 + k, should_stop=should_stop,
+                                device=resolve_device(config.device)):
             batches.append(batch)
             done += len(batch.indices)
             if progress:
@@ -297,6 +300,7 @@ def run_validation(config: ValidateConfig, progress: Progress | None = None,
     from cohorts.cohort import load_cohort
 
     config.validate()
+    resolve_device(config.device)  # a missing GPU is refused before any work
     say = stage or (lambda message: None)
     say("loading checkpoint")
     checkpoint = load_checkpoint(config.checkpoint)

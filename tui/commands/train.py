@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers")
+    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU when present) | cpu | cuda | cuda:N")
     parser.add_argument("--malignant", default=None, help="comma-separated diagnoses counted malignant")
     parser.add_argument("--skip-errors", action="store_true", help="train on usable rows of a cohort with errors")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
@@ -41,7 +42,7 @@ def run_train(args: argparse.Namespace) -> int:
         image_size=args.image_size, backbone=args.backbone,
         backbone_weights=str(args.backbone_weights) if args.backbone_weights else None, target=args.target,
         site_split=args.site_split, val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
-        skip_errors=args.skip_errors,
+        skip_errors=args.skip_errors, device=args.device,
         malignant=[d.strip() for d in args.malignant.split(",")] if args.malignant else None)
     if args.workers is not None:
         config.workers = args.workers

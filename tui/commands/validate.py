@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--mc-samples", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None, help="image decoding workers")
+    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU when present) | cpu | cuda | cuda:N")
     parser.add_argument("--referral-rate", type=float, default=0.1, help="fraction of cases referred (flagged)")
     parser.add_argument("--referral-score", default="entropy", help="entropy | mutual_info | p_std")
     parser.add_argument("--referral-threshold", type=float, default=None, help="fixed uncertainty threshold")
@@ -79,6 +80,7 @@ def run_validate(args: argparse.Namespace) -> int:
         cohort=str(args.cohort), checkpoint=str(args.checkpoint), out=str(args.out), mc_samples=args.mc_samples,
         batch_size=args.batch_size, referral_rate=args.referral_rate, referral_score=args.referral_score,
         referral_threshold=args.referral_threshold, threshold=args.threshold, reference=args.reference,
+        device=args.device,
         calibration=args.calibration, seed=args.seed, n_boot=args.n_boot, error_tolerance=args.error_tolerance,
         overwrite=args.overwrite, gradcam=not args.no_gradcam, malignant=_split(args.malignant),
         allow_outside_root=args.allow_outside_root, attributes=_split(args.attributes),
