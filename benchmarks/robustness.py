@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
@@ -69,20 +68,12 @@ def validate_kills(root: Path) -> tuple[int, int, int]:
 
 def reader_kills(root: Path) -> tuple[int, int, int]:
     """(kill points, sessions where every confirmed rating survived, ratings lost)."""
-    from tests.test_fault_injection import rater, stored_ratings, study_file
+    from tests.test_fault_injection import kill_rater_after, stored_ratings, study_file
 
     intact = lost = 0
     for k, stop_after in enumerate(READER_KILLS):
         path = study_file(root / "kills" / f"study{k}.sqlite")
-        process = rater(path, "ana", delay=0.01)
-        process.stdout.readline()
-        confirmed: list[str] = []
-        for line in process.stdout:
-            confirmed.append(line.split()[1])
-            if len(confirmed) == stop_after:
-                os.killpg(process.pid, signal.SIGKILL)
-                break
-        process.wait(timeout=30)
+        confirmed = kill_rater_after(path, "ana", stop_after)
         missing = set(confirmed) - stored_ratings(path, "ana")
         lost += len(missing)
         intact += not missing

@@ -217,19 +217,24 @@ def stored_ratings(path: Path, reader: str) -> set[str]:
         return {r.case_id for r in study.ratings_of(reader)}
 
 
-@pytest.mark.parametrize("seed", READER_SEEDS)
-def test_killed_reading_session_loses_no_confirmed_rating(tmp_path, seed):
-    path = study_file(tmp_path / "study.sqlite")
-    process = rater(path, "ana", delay=0.01)
+def kill_rater_after(path: Path, reader: str, stop_after: int) -> list[str]:
+    """Start a rating session, SIGKILL it once `stop_after` ratings are confirmed; return the confirmed ids."""
+    process = rater(path, reader, delay=0.01)
     assert process.stdout.readline().strip() == "ready"
-    stop_after = random.Random(seed).randint(1, 30)
-    confirmed = []
+    confirmed: list[str] = []
     for line in process.stdout:
         confirmed.append(line.split()[1])
         if len(confirmed) == stop_after:
             os.killpg(process.pid, signal.SIGKILL)
             break
     process.wait(timeout=30)
+    return confirmed
+
+
+@pytest.mark.parametrize("seed", READER_SEEDS)
+def test_killed_reading_session_loses_no_confirmed_rating(tmp_path, seed):
+    path = study_file(tmp_path / "study.sqlite")
+    confirmed = kill_rater_after(path, "ana", random.Random(seed).randint(1, 30))
     stored = stored_ratings(path, "ana")
     assert set(confirmed) <= stored and len(stored) <= len(confirmed) + 1
     rerun = rater(path, "ana")
