@@ -180,7 +180,7 @@ def check_ledger_monotonic(view: RunView) -> Check:
                  and times[index] < _last_time(times, index)]
     passed = not (unreadable or unparsable or backwards)
     if passed:
-        message = f"{len(entries)} ledger entries in time order"
+        message = f"{len(entries)} ledger {'entry' if len(entries) == 1 else 'entries'} in time order"
     else:
         parts = []
         if backwards:

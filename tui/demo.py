@@ -14,6 +14,7 @@ DEMO_REFERENCE = {"n": 200, "seed": 1}
 # The external cohort: older patients, half of them from an unseen site (camera D).
 DEMO_EXTERNAL = {"n": 300, "seed": 2, "shift": "older", "sites": {"A": 0.3, "B": 0.2, "D": 0.5}}
 IMAGE_SIZE = 64
+SIMULATED_READERS = ("simulated-reader-1", "simulated-reader-2", "simulated-reader-3")
 
 
 def _cohort(path: Path, spec: dict, say) -> Path:
@@ -66,6 +67,24 @@ def _run(root: Path, name: str, cohort: Path, checkpoint: Path, reference: Path,
     return out
 
 
+def _reader_study(run: Path, say) -> Path:
+    """A small reader study on the external run, rated by simulated readers (named so)."""
+    from engine.readers.attach import attach_study, attached_study
+    from engine.readers.simulate import simulate_readers
+    from engine.readers.study import cases_from_run, create_study, select_cases
+
+    existing = attached_study(run)
+    if existing is not None:
+        return existing
+    say("reader study: 60 cases, three simulated readers, unaided then aided")
+    cases = select_cases(cases_from_run(run), sample=60, enrich_flagged=True, seed=0)
+    path = run / "reader_study.sqlite"
+    with create_study(path, cases, readers=SIMULATED_READERS, phases=("unaided", "aided"), seed=0) as study:
+        truth = dict(zip(cases["case_id"].astype(str), cases["truth"].astype(int)))
+        simulate_readers(study, truth, dict(zip(SIMULATED_READERS, (0.6, 0.9, 1.2))), seed=0)
+    return attach_study(run, path)
+
+
 def _report(run: Path, say) -> Path:
     from reports.validation import render_validation_report
 
@@ -97,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         reference_run = _run(root, "reference", reference, checkpoint, train, say)
         # Temperature scaling is fitted on the labelled reference cohort and reported before/after.
         run = _run(root, "external", external, checkpoint, reference_run, say, calibration=reference)
+        _reader_study(run, say)
         pdf = _report(run, say)
     except BsxError as exc:
         err.print(f"error: {exc}")

@@ -20,6 +20,7 @@ def test_demo_builds_a_useful_model_and_a_complete_run(tmp_path):
     drift = json.loads((run / "drift.json").read_text())
     assert set(drift["verdicts"]) == {"metadata", "prediction", "embedding"}
     assert "calibration" in json.loads((run / "metrics.json").read_text())
+    assert info["reader_study"].endswith("reader_study.sqlite")  # simulated readers, attached to the run
     weights = (tmp_path / "model" / "model.safetensors").stat().st_mtime_ns
     ledger = (run / "ledger.jsonl").read_text()
     assert demo(["--dir", str(tmp_path), "--no-tui"]) == 0
