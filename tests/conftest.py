@@ -60,11 +60,18 @@ def tiny_checkpoint(tmp_path_factory, tiny_cohort) -> Path:
     return out
 
 
-def validate_tiny(cohort: Path, checkpoint: Path, out: Path, **overrides):
-    from engine.validate import ValidateConfig, run_validation
+def tiny_validate_config(cohort: Path, checkpoint: Path, out: Path, **overrides):
+    """A validation config sized for tests: few MC samples and resamples, small batches and chunks."""
+    from engine.validate import ValidateConfig
 
     settings = {"mc_samples": 4, "workers": 0, "n_boot": 50, "batch_size": 8, "chunk_size": 16, **overrides}
-    return run_validation(ValidateConfig(cohort=str(cohort), checkpoint=str(checkpoint), out=str(out), **settings))
+    return ValidateConfig(cohort=str(cohort), checkpoint=str(checkpoint), out=str(out), **settings)
+
+
+def validate_tiny(cohort: Path, checkpoint: Path, out: Path, **overrides):
+    from engine.validate import run_validation
+
+    return run_validation(tiny_validate_config(cohort, checkpoint, out, **overrides))
 
 
 @pytest.fixture(scope="session")

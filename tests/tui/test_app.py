@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
+from tests.conftest import tiny_validate_config
 from tui.app import PANES, BsxApp, pane_key
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
@@ -167,14 +168,12 @@ async def test_bad_paths_show_a_modal_not_a_crash(tmp_path: Path) -> None:
 
 async def test_validation_runs_in_a_worker(tiny_external_cohort: Path, tiny_checkpoint: Path,
                                            tmp_path: Path) -> None:
-    from engine.validate import ValidateConfig
-
     out = tmp_path / "tui_run"
     app = BsxApp()
     async with app.run_test(size=SIZE) as pilot:
         pane = app.query_one("#run-pane")
-        config = ValidateConfig(cohort=str(tiny_external_cohort), checkpoint=str(tiny_checkpoint), out=str(out),
-                                mc_samples=2, workers=0, n_boot=20, batch_size=8, chunk_size=16, gradcam=False)
+        config = tiny_validate_config(tiny_external_cohort, tiny_checkpoint, out, mc_samples=2, n_boot=20,
+                                      gradcam=False)
         pane.start_validation(config)
         # Checked before yielding to the event loop: a fast run may finish (and disable it) at the next pause.
         assert pane.query_one("#run-cancel").disabled is False
@@ -189,15 +188,12 @@ async def test_validation_runs_in_a_worker(tiny_external_cohort: Path, tiny_chec
 
 async def test_cancel_keeps_the_run_resumable(tiny_external_cohort: Path, tiny_checkpoint: Path,
                                               tmp_path: Path) -> None:
-    from engine.validate import ValidateConfig
-
     out = tmp_path / "cancelled"
     app = BsxApp()
     async with app.run_test(size=SIZE) as pilot:
         pane = app.query_one("#run-pane")
         pane._stop.set()  # cancelled before the first batch: the engine must stop at once
-        config = ValidateConfig(cohort=str(tiny_external_cohort), checkpoint=str(tiny_checkpoint), out=str(out),
-                                mc_samples=2, workers=0, n_boot=20, batch_size=8, chunk_size=16)
+        config = tiny_validate_config(tiny_external_cohort, tiny_checkpoint, out, mc_samples=2, n_boot=20)
         pane._validate_worker(config)
         await app.workers.wait_for_complete()
         await pilot.pause()
